@@ -24,7 +24,7 @@ ABSL_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging
 
 def run(cfg) -> None:
     """train -> test -> export -> one-shot, each when its flags ask for it."""
-    from native_client.ctcdecode import Alphabet
+    from ctcdecode import Alphabet
     from util import distributed
 
     # The strategy comes first: a cluster's collectives need an uninitialised TF.
@@ -45,14 +45,14 @@ def _train(cfg, alphabet, strategy, cluster, chief):
 
     import tensorflow as tf
 
-    from util import distributed, inference, training
+    from util import distributed, evaluate, training
 
     if not chief:  # one progress bar per cluster: the chief's
         cfg = dataclasses.replace(
             cfg, train=dataclasses.replace(cfg.train, show_progressbar=False)
         )
     # A missing scorer or one built for another alphabet fails before training.
-    inference.load_scorer(cfg.decoder, alphabet)
+    evaluate.load_scorer(cfg.decoder, alphabet)
     session = training.build_session(cfg, alphabet, strategy, is_chief=chief)
     try:
         training.train(session)
@@ -76,7 +76,14 @@ def _train(cfg, alphabet, strategy, cluster, chief):
 
 def _test_export_infer(cfg, alphabet) -> None:
     """From the checkpoint, with the geometry and alphabet stored beside it."""
-    from util import checkpoints, distributed, evaluate, export, inference, training
+    from util import (
+        checkpoints,
+        distributed,
+        evaluate,
+        evaluate_tools,
+        export,
+        training,
+    )
 
     cfg, alphabet = checkpoints.as_trained(cfg, alphabet)
     session = training.build_session(cfg, alphabet, distributed.make_strategy([]))
@@ -85,11 +92,13 @@ def _test_export_infer(cfg, alphabet) -> None:
         sets = training.load_sets(
             cfg.data.test_files, cfg, alphabet, cfg.data.limit_test
         )
-        reports = inference.run_tests(session.steps, sets, cfg, alphabet)
+        reports = evaluate.run_tests(session.steps, sets, cfg, alphabet)
         for report in reports:
-            print(evaluate.format_report(report, cfg.eval.report_count), flush=True)
+            print(
+                evaluate_tools.format_report(report, cfg.eval.report_count), flush=True
+            )
         if cfg.eval.test_output_file:
-            evaluate.write_results_json(cfg.eval.test_output_file, reports)
+            evaluate_tools.write_results_json(cfg.eval.test_output_file, reports)
     if cfg.export.export_dir:
         export.prepare_export_dir(cfg.export)
         export.export_saved_model(session.model, cfg, alphabet)
@@ -97,7 +106,7 @@ def _test_export_infer(cfg, alphabet) -> None:
             export.export_tflite(session.model, cfg, alphabet)
     if cfg.eval.one_shot_infer:
         infer = cfg.eval.one_shot_infer
-        print(inference.transcribe_file(session.steps, infer, cfg, alphabet))
+        print(evaluate.transcribe_file(session.steps, infer, cfg, alphabet))
 
 
 def _quiet_tensorflow_info(record) -> bool:

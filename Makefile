@@ -1,6 +1,7 @@
 # Developer entry points. `make demo` trains on LDC93S1; `make test` is what CI runs.
 # Everything runs inside $(VENV), which `make venv` creates and keeps in sync with
-# requirements*.txt (a stamp file records the last install, so repeat runs are fast).
+# requirements*.txt and installs this repository into (`pip install -e .`; a stamp file
+# records the last install, so repeat runs are fast).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -23,8 +24,11 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
 
+# Then the repository itself, editable (pyproject.toml): util, ctcdecode and deepspeech
+# import from anywhere, so no script edits sys.path.
 $(STAMP): $(REQUIREMENTS) | $(PY)
 	$(PY) -m pip install $(PIP_FLAGS) $(addprefix -r ,$(REQUIREMENTS))
+	$(PY) -m pip install $(PIP_FLAGS) --no-deps -e .
 	touch $@
 
 # KenLM's lmplz, build_binary and filter from the kenlm sdist, into tools/kenlm/bin

@@ -21,10 +21,8 @@ import os
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "native_client", "python"))  # fmt: skip
 
-from util.evaluate import char_errors, word_errors  # noqa: E402  (no TensorFlow)
+from util.evaluate_tools import char_errors, word_errors  # noqa: E402  (no TensorFlow)
 
 _MODEL = None  # per worker process, set by _init_worker
 

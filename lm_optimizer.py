@@ -119,7 +119,7 @@ class _TrialSearch:
         self.scorer = scorer
 
     def decode(self, alpha: float, beta: float, indices: Sequence[int]) -> List[str]:
-        from native_client.ctcdecode import ctc_beam_search_decoder
+        from ctcdecode import ctc_beam_search_decoder
 
         self.scorer.reset_params(alpha, beta)  # the LM and trie stay loaded
         texts = []
@@ -203,7 +203,7 @@ def corpus_wer(transcripts: Sequence[str], hypotheses: Sequence[str]) -> float:
     The same micro average as the test report, without its cap, so that the search
     can still tell two bad settings apart.
     """
-    from util.evaluate import word_errors
+    from util.evaluate_tools import word_errors
 
     distance = length = 0
     for ref, hyp in zip(transcripts, hypotheses):
@@ -260,8 +260,8 @@ def write_result(path: str, result: TuneResult, scorer_path: str) -> None:
 
 def run(cfg: Any, settings: TuneSettings) -> TuneResult:
     """Acoustic outputs once -> optuna search -> JSON (+ scorer defaults)."""
-    from native_client.ctcdecode import Alphabet, Scorer
-    from native_client.ctcdecode.scorer_package import rewrite_defaults
+    from ctcdecode import Alphabet, Scorer
+    from ctcdecode.scorer_package import rewrite_defaults
     from util import checkpoints
 
     scorer_path = cfg.decoder.scorer_path

@@ -20,7 +20,6 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLIENT = os.path.join(ROOT, "native_client", "python")
 
 _CHILD = r"""
 import json, sys, time
@@ -36,7 +35,6 @@ def peak_rss_mb():
                 return int(line.split()[1]) // 1024
 
 
-sys.path.insert(0, {client!r}); sys.path.insert(0, {root!r})
 t0 = time.perf_counter()
 import deepspeech
 model = deepspeech.Model({path!r}, num_threads={threads})
@@ -59,8 +57,7 @@ print(json.dumps({{"startup_s": round(startup, 3),
 
 
 def export_model(tmp: str, n_hidden: int, bidirectional: bool, quantize: bool) -> str:
-    sys.path.insert(0, ROOT)
-    from native_client.ctcdecode import Alphabet
+    from ctcdecode import Alphabet
     from util import export
     from util.config import Config
     from util.model import DeepSpeechModel
@@ -98,8 +95,6 @@ def main() -> None:
                     )
                     for threads in map(int, args.threads.split(",")):
                         code = _CHILD.format(
-                            client=CLIENT,
-                            root=ROOT,
                             path=path,
                             threads=threads,
                             seconds=args.seconds,

@@ -31,16 +31,15 @@ from typing import Callable, List, Sequence, Tuple
 import numpy as np
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
 
-from native_client.ctcdecode import (  # noqa: E402
+from ctcdecode import (  # noqa: E402
     Alphabet,
     BatchDecoder,
     BeamOptions,
     Scorer,
     ctc_beam_search_decoder,
 )
-from util.evaluate import word_errors  # noqa: E402  (pure numpy, no TensorFlow)
+from util.evaluate_tools import word_errors  # noqa: E402  (pure numpy, no TensorFlow)
 
 FRAME_S = 0.02  # s of audio per output frame (20 ms feature step)
 ALPHA, BETA = 0.931289039105002, 1.1834137581510284
@@ -135,7 +134,7 @@ def pyctcdecode_fn(alphabet: Alphabet, lm_path: str, vocab: Sequence[str], beam:
 
 
 def greedy_wer(utts: List[np.ndarray], texts: List[str], alphabet: Alphabet) -> float:
-    from native_client.ctcdecode import ctc_greedy_decoder
+    from ctcdecode import ctc_greedy_decoder
 
     return cpu_per_audio_s(lambda p: ctc_greedy_decoder(p, alphabet).text, utts, texts)[
         1

@@ -3,7 +3,7 @@
 
 Generates ``--minutes`` of 44.1 kHz stereo audio per format (FLAC, MP3) as
 ``--clip_s`` clips in a temporary folder (not timed), then times
-``util.importers.run_importer`` converting them to 16 kHz mono 16-bit WAV with
+``util.importing.importers.run_importer`` converting them to 16 kHz mono 16-bit WAV with
 ``--workers`` processes (decode, downmix, soxr_hq resample, write), and a re-run,
 which must reuse every WAV.
 
@@ -12,16 +12,14 @@ which must reuse every WAV.
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from util import importers  # noqa: E402
+from util.importing import importers  # noqa: E402
 
 SOURCE_RATE = 44100  # Hz, CD audio (typical of MP3/FLAC sources)
 FORMATS = {"FLAC": ("flac", "PCM_16"), "MP3": ("mp3", "MPEG_LAYER_III")}

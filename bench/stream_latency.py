@@ -28,15 +28,13 @@ from typing import Dict, List
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "native_client", "python"))
-sys.path.insert(0, ROOT)
 
 SAMPLE_RATE = 16000  # Hz, the exported model's (util/config.py default)
 
 
 def export_random_uni(directory: str, n_hidden: int) -> str:
     """A random-weight unidirectional .tflite (with the ``stream`` signature)."""
-    from native_client.ctcdecode import Alphabet
+    from ctcdecode import Alphabet
     from util import export
     from util.config import Config
     from util.model import DeepSpeechModel

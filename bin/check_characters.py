@@ -6,18 +6,16 @@
     python bin/check_characters.py -csv train.csv --alphabet data/alphabet.txt
 
 Exit status: 0 all characters known, 2 unknown characters found, 1 error.
-The counting lives in util/check_characters.py; this is its command line.
+The counting lives in util/importing/check_characters.py; this is its command line.
 """
 
 import argparse
-import os
 import sys
 from typing import Optional, Sequence
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from native_client.ctcdecode import load_alphabet  # noqa: E402
-from util.check_characters import (  # noqa: E402
+from ctcdecode import load_alphabet  # noqa: E402
+from util.importing.check_characters import (  # noqa: E402
     alphabet_from_counts,
     count_characters,
     format_report,

@@ -26,14 +26,14 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import List, Optional, Sequence
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from native_client.ctcdecode import load_alphabet  # noqa: E402
+from ctcdecode import load_alphabet  # noqa: E402
 from util import tfrecords  # noqa: E402
 from util.audio import read_audio, write_wav  # noqa: E402
 from util.config import FeatureConfig  # noqa: E402
-from util.importers import write_csv  # noqa: E402
+from util.importing import shards  # noqa: E402
+from util.importing.importers import write_csv  # noqa: E402
 from util.samples import Sample, read_sample_set  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,13 +46,13 @@ def shard_name(prefix: str, k: int, n: int) -> str:
 def _record(sample: Sample, kind: str, cfg: FeatureConfig) -> bytes:
     audio, _ = read_audio(sample.wav_filename, cfg.audio_sample_rate)
     if kind == tfrecords.KIND_AUDIO:
-        return tfrecords.audio_example(
+        return shards.audio_example(
             sample.transcript, sample.wav_filename, audio, cfg.audio_sample_rate
         )
     from util.features import compute_mfcc
 
     features, _ = compute_mfcc(audio, cfg)
-    return tfrecords.features_example(
+    return shards.features_example(
         sample.transcript, sample.wav_filename, features.numpy(), cfg
     )
 
@@ -76,7 +76,7 @@ def to_tfrecord(args: argparse.Namespace) -> List[str]:
                 continue
             part = samples[k * size : (k + 1) * size]
             records = list(pool.map(lambda s: _record(s, args.kind, cfg), part))
-            tfrecords.write_shard(path, records)
+            shards.write_shard(path, records)
             written.append(path)
             print(f"wrote {path} ({len(part)} samples)")
     return written

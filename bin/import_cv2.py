@@ -19,9 +19,8 @@ import os
 import sys
 from typing import Iterator
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from util import importer_cli, importers  # noqa: E402
+from util.importing import importer_cli, importers  # noqa: E402
 
 TSV_SPLITS = ("train", "dev", "test", "validated")
 

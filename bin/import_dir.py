@@ -20,9 +20,8 @@ import os
 import sys
 from typing import Iterator, Optional
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from util import importer_cli, importers  # noqa: E402
+from util.importing import importer_cli, importers  # noqa: E402
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".sph", ".m4a", ".opus")
 PATH_COLUMNS = ("path", "wav_filename", "audio", "file")

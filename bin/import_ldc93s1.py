@@ -17,10 +17,9 @@ import os
 import sys
 from typing import Iterator
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from util import importer_cli, importers, transcripts  # noqa: E402
-from util.archives import ArchiveSpec  # noqa: E402
+from util.importing import importer_cli, importers, transcripts  # noqa: E402
+from util.importing.archives import ArchiveSpec  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUNDLED_DIR = os.path.join(REPO_ROOT, "data", "ldc93s1")

@@ -16,10 +16,9 @@ import os
 import sys
 from typing import Iterator
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from util import importer_cli, importers  # noqa: E402
-from util.archives import ArchiveSpec  # noqa: E402
+from util.importing import importer_cli, importers  # noqa: E402
+from util.importing.archives import ArchiveSpec  # noqa: E402
 
 BASE_URL = "https://www.openslr.org/resources/12/"
 SPLITS = (

@@ -16,9 +16,8 @@ import os
 import sys
 from typing import Iterator
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from util import importer_cli, importers, transcripts  # noqa: E402
+from util.importing import importer_cli, importers, transcripts  # noqa: E402
 
 TIMIT_RATE = 16000  # Hz: the .TXT offsets count samples at this rate
 

@@ -19,10 +19,9 @@ import urllib.request
 import zlib
 from typing import Iterator, List
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from util import importer_cli, importers, transcripts  # noqa: E402
-from util.archives import ArchiveSpec  # noqa: E402
+from util.importing import importer_cli, importers, transcripts  # noqa: E402
+from util.importing.archives import ArchiveSpec  # noqa: E402
 
 REPO_URL = (
     "https://www.repository.voxforge1.org/downloads/SpeechCorpus/Trunk/Audio/Main/"

@@ -14,19 +14,16 @@ the whole LM pipeline.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import List, Optional, Sequence
 
-if __package__ in (None, ""):  # run as a script: make native_client importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from native_client.ctcdecode import (  # noqa: E402
+from ctcdecode import (  # noqa: E402
     AlphabetError,
     UTF8Alphabet,
     load_alphabet,
 )
-from native_client.ctcdecode.scorer_package import (  # noqa: E402
+from ctcdecode.scorer_package import (  # noqa: E402
     ScorerError,
     read_scorer_package,
     write_scorer_package,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from native_client.ctcdecode import Alphabet
+from ctcdecode import Alphabet
 from util.config import Config
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -167,7 +167,7 @@ def run_python(repo_root: str) -> Callable[..., subprocess.CompletedProcess]:
     """
 
     def run(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        env = {**os.environ, "PYTHONPATH": repo_root, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}  # util: installed
         result = subprocess.run(
             [sys.executable, "-c", code],
             cwd=repo_root,

@@ -1,4 +1,4 @@
-"""Tests for native_client.ctcdecode.alphabet (DeepSpeech alphabet.txt semantics)."""
+"""Tests for ctcdecode.alphabet (DeepSpeech alphabet.txt semantics)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from native_client.ctcdecode import Alphabet, AlphabetError, UTF8Alphabet
-from native_client.ctcdecode.alphabet import load_alphabet
+from ctcdecode import Alphabet, AlphabetError, UTF8Alphabet
+from ctcdecode.alphabet import load_alphabet
 
 ENGLISH = (" ", *"abcdefghijklmnopqrstuvwxyz", "'")
 
@@ -174,7 +174,7 @@ def test_russian_alphabet_encodes_sample_transcript(repo_root):
 
 def test_package_does_not_import_tensorflow(repo_root):
     code = (
-        "import sys, native_client.ctcdecode as c; c.Alphabet; "
+        "import sys, ctcdecode as c; c.Alphabet; "
         "sys.exit(int('tensorflow' in sys.modules))"
     )
     subprocess.run([sys.executable, "-c", code], cwd=repo_root, check=True)

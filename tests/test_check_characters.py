@@ -1,4 +1,4 @@
-"""util.check_characters: counts, alphabet building, unknown characters with rows."""
+"""util.importing.check_characters: counts, alphabet, unknown characters with rows."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import csv
 import subprocess
 import sys
 
-from native_client.ctcdecode import Alphabet, load_alphabet
-from util import check_characters
+from ctcdecode import Alphabet, load_alphabet
+from util.importing import check_characters
 
 
 def write_csv(path, transcripts):

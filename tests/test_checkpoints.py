@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from native_client.ctcdecode import Alphabet
+from ctcdecode import Alphabet
 from util import checkpoints as ckpt
 from util.config import Config
 from util.distributed import make_strategy

@@ -6,34 +6,17 @@ demo script) in a subprocess, as a user would.
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
-from typing import Sequence
 
 import pytest
-
-LDC93S1_TEXT = "she had your dark suit in greasy wash water all year"
-
-
-def deepspeech(
-    repo_root: str, args: Sequence[str], cwd: str = "", timeout: float = 300
-) -> subprocess.CompletedProcess:
-    """Run ``DeepSpeech.py args``; stdout and stderr (absl logs) are captured apart."""
-    return subprocess.run(
-        [sys.executable, os.path.join(repo_root, "DeepSpeech.py"), *args],
-        cwd=cwd or repo_root,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+from helpers import LDC93S1_TEXT, run_deepspeech, write_ldc93s1_csv
 
 
 def test_helpfull_lists_flags_with_help(repo_root):
-    result = deepspeech(repo_root, ["--helpfull"])  # absl exits 1 after any help
+    result = run_deepspeech(repo_root, ["--helpfull"])  # absl exits 1 after any help
     text = " ".join(result.stdout.split())  # absl wraps the help at 80 columns
     assert "--train_files: comma-separated list of CSV files to train on" in text
     assert "--n_hidden: width of the hidden layers" in text
@@ -52,31 +35,22 @@ def test_helpfull_lists_flags_with_help(repo_root):
     ],
 )
 def test_invalid_value_exits_non_zero_naming_the_flag(repo_root, args, flag):
-    result = deepspeech(repo_root, [*args, "--test_files", "x.csv"])
+    result = run_deepspeech(repo_root, [*args, "--test_files", "x.csv"])
     assert result.returncode != 0
     assert f"--{flag}" in result.stderr
 
 
 def test_no_action_is_a_usage_error(repo_root):
-    result = deepspeech(repo_root, ["--n_hidden", "8"])
+    result = run_deepspeech(repo_root, ["--n_hidden", "8"])
     assert result.returncode != 0
     assert "nothing to do" in result.stderr
     assert "--train_files" in result.stderr
 
 
 def test_export_tflite_without_export_dir_is_a_usage_error(repo_root):
-    result = deepspeech(repo_root, ["--export_tflite", "--test_files", "x.csv"])
+    result = run_deepspeech(repo_root, ["--export_tflite", "--test_files", "x.csv"])
     assert result.returncode != 0
     assert "--export_tflite needs --export_dir" in result.stderr
-
-
-def write_ldc93s1_csv(directory: Path, wav: str) -> str:
-    path = directory / "ldc93s1.csv"
-    with open(path, "w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(["wav_filename", "wav_filesize", "transcript"])
-        writer.writerow([wav, os.path.getsize(wav), LDC93S1_TEXT])
-    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +69,7 @@ def tiny_run(repo_root, tmp_path_factory):
         "--alphabet_config_path", os.path.join(repo_root, "data", "alphabet.txt"),
         "--show_progressbar=false",
     ]  # fmt: skip
-    return work, deepspeech(repo_root, args, cwd=str(work))
+    return work, run_deepspeech(repo_root, args, cwd=str(work))
 
 
 def test_tiny_end_to_end_run(tiny_run):
@@ -116,7 +90,7 @@ def test_one_shot_infer_prints_a_transcript(tiny_run, repo_root):
     work, trained = tiny_run
     assert trained.returncode == 0, trained.stderr
     wav = os.path.join(repo_root, "data", "ldc93s1", "LDC93S1.wav")
-    result = deepspeech(
+    result = run_deepspeech(
         repo_root,
         ["--checkpoint_dir", str(work / "ckpt"), "--one_shot_infer", wav,
          "--alphabet_config_path", os.path.join(repo_root, "data", "alphabet.txt")],
@@ -130,7 +104,7 @@ def test_one_shot_infer_prints_a_transcript(tiny_run, repo_root):
 
 def test_missing_csv_exits_1_naming_it(repo_root, tmp_path):
     missing = str(tmp_path / "nope.csv")
-    result = deepspeech(
+    result = run_deepspeech(
         repo_root,
         ["--train_files", missing, "--n_hidden", "8", "--checkpoint_dir",
          str(tmp_path / "ckpt"), "--summary_dir", str(tmp_path / "summaries")],

@@ -119,7 +119,7 @@ timeouts = ClusterConfig(heartbeat_timeout_s=10, collective_timeout_s=120,
 cluster = distributed.tf_config(timeouts, os.environ)
 strategy = distributed.make_strategy(cluster=cluster, timeouts=timeouts)
 
-from native_client.ctcdecode import Alphabet
+from ctcdecode import Alphabet
 from util.model import trainable_variables
 from util.training import build_session, train
 
@@ -144,7 +144,7 @@ def start_workers(argv_of, env_of, log_dir, repo_root) -> List[subprocess.Popen]
     """One subprocess per worker; output to ``log_dir/worker-i.log``."""
     procs = []
     for i in range(2):
-        env = {**os.environ, "PYTHONPATH": repo_root, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}  # util: installed
         env.update(env_of(i))
         env["CUDA_VISIBLE_DEVICES"] = ""
         log = open(os.path.join(log_dir, f"worker-{i}.log"), "w")

@@ -12,12 +12,12 @@ import math
 import os
 import shutil
 import subprocess
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional
 
 import numpy as np
 import pytest
 
-from native_client.ctcdecode import (
+from ctcdecode import (
     Alphabet,
     BatchDecoder,
     BeamOptions,
@@ -28,34 +28,14 @@ from native_client.ctcdecode import (
     ctc_greedy_decoder,
     scorer_package,
 )
-from native_client.ctcdecode.decoder import LOG10_TO_LN, _log_emissions
-from native_client.ctcdecode.scorer_package import ScorerError
+from ctcdecode.decoder import LOG10_TO_LN, _log_emissions
+from ctcdecode.scorer_package import ScorerError
+from helpers import write_bigram_arpa
 
 SENTENCE = "she had your dark suit in greasy wash water all year"
 # In the vocabulary but not in the LM's bigrams: acoustically close alternatives.
 DISTRACTORS = ("soot", "wish", "greedy", "hat")
 ALPHA, BETA = 0.931289039105002, 1.1834137581510284  # DeepSpeech 0.9's defaults
-
-
-def write_bigram_arpa(
-    path: str, sentences: Sequence[str], extra: Sequence[str]
-) -> None:
-    """A small (unnormalised, which KenLM accepts) bigram LM favouring ``sentences``."""
-    words = sorted({w for s in sentences for w in s.split()} | set(extra))
-    bigrams = sorted(
-        {
-            pair
-            for s in sentences
-            for pair in zip(["<s>", *s.split()], [*s.split(), "</s>"])
-        }
-    )
-    lines = ["\\data\\", f"ngram 1={len(words) + 3}", f"ngram 2={len(bigrams)}", ""]
-    lines += ["\\1-grams:", "-3.0\t<unk>\t0", "-99\t<s>\t-0.5", "-2.0\t</s>\t0"]
-    lines += [f"-2.0\t{w}\t-0.5" for w in words]
-    lines += ["", "\\2-grams:"] + [f"-0.1\t{a} {b}" for a, b in bigrams]
-    lines += ["", "\\end\\", ""]
-    with open(path, "w", encoding="utf-8") as out:
-        out.write("\n".join(lines))
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from util.distributed import global_batch_size, make_strategy, split_cpu
 
 split_cpu(2)  # before anything initialises TensorFlow's devices
 
-from native_client.ctcdecode import Alphabet
+from ctcdecode import Alphabet
 from util.config import Config
 from util.model import trainable_variables
 from util.training import build_session, train

@@ -14,7 +14,7 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-from native_client.ctcdecode import Alphabet
+from ctcdecode import Alphabet
 from util import feeding
 from util.audio import read_audio
 from util.config import FeatureConfig

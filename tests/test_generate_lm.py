@@ -1,7 +1,7 @@
 """data/lm/generate_lm.py: normalisation, top-k vocabulary, a KenLM model that loads.
 
 The normalisation tests run without KenLM; the build tests use the tiny LM that
-tests/kenlm_helpers.py builds once per session (skipped without ``make kenlm``,
+tests/helpers.py builds once per session (skipped without ``make kenlm``,
 failing under CI).
 """
 
@@ -13,9 +13,9 @@ import sys
 from collections import Counter
 
 import pytest
-from kenlm_helpers import REPO_ROOT, TINY_TOP_K, build_tiny_lm
+from helpers import REPO_ROOT, TINY_TOP_K, build_tiny_lm
 
-from native_client.ctcdecode import Alphabet
+from ctcdecode import Alphabet
 
 SCRIPT = REPO_ROOT / "data" / "lm" / "generate_lm.py"
 

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from util import archives, conversion, importer_cli, importers, transcripts
+from util.importing import archives, conversion, importer_cli, importers, transcripts
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALPHABET = os.path.join(REPO, "data", "alphabet.txt")
@@ -322,7 +322,7 @@ def test_interrupted_import_resumes_without_reconverting(tmp_path):
 
 
 def test_normalize_keeps_letters_the_alphabet_has():
-    from native_client.ctcdecode import Alphabet
+    from ctcdecode import Alphabet
 
     english = Alphabet(ALPHABET)
     assert transcripts.normalize_text("  Ŝtraße\tCafé! ", english) == "strae cafe"

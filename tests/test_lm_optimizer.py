@@ -1,7 +1,7 @@
 """lm_optimizer.py: the search finds a good (alpha, beta), decodes the cached acoustic
 outputs per trial without re-running the model, and can store the pair in the scorer.
 
-Uses the tiny KenLM model of tests/kenlm_helpers.py (``make kenlm``) and the real beam
+Uses the tiny KenLM model of tests/helpers.py (``make kenlm``) and the real beam
 search of native_client/ctcdecode.
 """
 
@@ -10,11 +10,11 @@ import json
 
 import numpy as np
 import pytest
-from kenlm_helpers import build_tiny_lm
+from helpers import build_tiny_lm
 
 import lm_optimizer
-from native_client.ctcdecode import Scorer, ctc_greedy_decoder
-from native_client.ctcdecode.scorer_package import (
+from ctcdecode import Scorer, ctc_greedy_decoder
+from ctcdecode.scorer_package import (
     read_scorer_package,
     write_scorer_package,
 )

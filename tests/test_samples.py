@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from native_client.ctcdecode import Alphabet
+from ctcdecode import Alphabet
 from util import samples as S
 from util.config import FeatureConfig
 

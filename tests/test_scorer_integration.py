@@ -12,10 +12,9 @@ import os
 from pathlib import Path
 
 import pytest
-from test_cli import LDC93S1_TEXT, deepspeech, write_ldc93s1_csv
-from test_decoder import write_bigram_arpa
+from helpers import LDC93S1_TEXT, run_deepspeech, write_ldc93s1_csv, write_bigram_arpa
 
-from native_client.ctcdecode import Alphabet, scorer_package
+from ctcdecode import Alphabet, scorer_package
 
 KENLM_BINS = Path(__file__).resolve().parent.parent / "tools" / "kenlm" / "bin"
 
@@ -31,7 +30,7 @@ def build_scorer(work: Path, alphabet: Alphabet, base_temp: Path) -> str:
     """A .scorer whose vocabulary holds the LDC93S1 words, for ``alphabet``."""
     path = str(work / f"{alphabet.sha256()[:8]}.scorer")
     if _have_kenlm():
-        from kenlm_helpers import build_tiny_lm
+        from helpers import build_tiny_lm
 
         lm_dir = build_tiny_lm(base_temp)
         (vocab_file,) = lm_dir.glob("vocab-*.txt")
@@ -77,7 +76,7 @@ def test_scorer_for_another_alphabet_fails_before_training(
     _, other_scorer, _ = scorers
     csv_path = write_ldc93s1_csv(tmp_path, ldc93s1_wav)
     args = common_args(repo_root, tmp_path, csv_path)
-    result = deepspeech(
+    result = run_deepspeech(
         repo_root, [*args, "--epochs", "1", "--n_hidden", "8", "--scorer", other_scorer]
     )
     assert result.returncode == 1
@@ -94,7 +93,7 @@ def test_test_pass_and_one_shot_use_the_scorer(
     scorer, _, _ = scorers
     csv_path = write_ldc93s1_csv(tmp_path, ldc93s1_wav)
     args = common_args(repo_root, tmp_path, csv_path)
-    result = deepspeech(
+    result = run_deepspeech(
         repo_root,
         [*args, "--epochs", "1", "--n_hidden", "8", "--scorer_path", scorer,
          "--beam_width", "16", "--one_shot_infer", ldc93s1_wav],
@@ -115,7 +114,7 @@ def test_ldc93s1_overfit_with_scorer_gives_the_exact_transcript(
     scorer, _, _ = scorers
     csv_path = write_ldc93s1_csv(tmp_path, ldc93s1_wav)
     args = common_args(repo_root, tmp_path, csv_path)
-    result = deepspeech(
+    result = run_deepspeech(
         repo_root,
         [*args, "--epochs", "200", "--n_hidden", "100", "--learning_rate", "0.003",
          "--dropout_rate", "0", "--scorer_path", scorer],

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from native_client.ctcdecode import Alphabet, UTF8Alphabet
-from native_client.ctcdecode.scorer_package import (
+from ctcdecode import Alphabet, UTF8Alphabet
+from ctcdecode.scorer_package import (
     FORMAT_VERSION,
     KENLM_BINARY_MAGIC,
     ScorerError,

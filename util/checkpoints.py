@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Tuple
 import tensorflow as tf
 from absl import logging
 
-from native_client.ctcdecode import Alphabet, load_alphabet
+from ctcdecode import Alphabet, load_alphabet
 from util.config import CheckpointConfig, Config
 
 CONFIG_FILE = "config.json"

@@ -11,11 +11,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from native_client.ctcdecode import Alphabet, BatchDecoder, BeamOptions, Scorer
+from ctcdecode import Alphabet, BatchDecoder, BeamOptions, Scorer
 from util.audio import read_audio
 from util.config import Config, DecoderConfig
 from util.ctc import greedy_decode
-from util.evaluate import SetReport, make_sample_result
+from util.evaluate_tools import SetReport, make_sample_result
 from util.features import compute_mfcc
 from util.feeding import batch_plan, make_dataset
 from util.progress import Progress

@@ -36,7 +36,7 @@ from typing import Any, Dict, List
 import tensorflow as tf
 from absl import logging
 
-from native_client.ctcdecode import Alphabet
+from ctcdecode import Alphabet
 from util.checkpoints import atomic_write_text
 from util.config import Config, ExportConfig
 from util.features import compute_mfcc

@@ -24,6 +24,7 @@ import pandas as pd
 from absl import logging
 
 from util.audio import AudioError, AudioInfo, audio_info
+from util import tfrecords
 from util.config import FeatureConfig
 
 CSV_COLUMNS = ("wav_filename", "wav_filesize", "transcript")
@@ -149,7 +150,7 @@ def read_sample_set(
 
     Args:
       csv_path: the CSV file; relative ``wav_filename`` values resolve against its dir.
-      alphabet: a ``native_client.ctcdecode.Alphabet`` (``encode``, ``unknown_chars``).
+      alphabet: a ``ctcdecode.Alphabet`` (``encode``, ``unknown_chars``).
       cfg: the feature config; gives the target rate and the frame geometry.
       limit: keep only the first ``limit`` rows (DeepSpeech's ``--limit_*``); 0 = all.
       skip_bad: leave bad rows out with a warning instead of raising.
@@ -160,10 +161,8 @@ def read_sample_set(
       ValueError: the CSV cannot be parsed or lacks a required column.
       BadSamplesError: ``skip_bad`` is false and at least one row is bad.
     """
-    if csv_path.endswith(".tfrecord"):  # TFRecord shards (or a glob of them)
-        from util.tfrecords import read_tfrecord_set  # it imports this module
-
-        return read_tfrecord_set(csv_path, alphabet, cfg, limit, skip_bad)
+    if tfrecords.is_tfrecord_source(csv_path):  # TFRecord shards (or a glob of them)
+        return _read_tfrecord_set(csv_path, alphabet, cfg, limit, skip_bad)
     rows = _read_rows(csv_path, limit)
     with ThreadPoolExecutor(max_workers=max(1, n_workers)) as pool:
         checked = list(pool.map(lambda r: _check_row(r, csv_path, alphabet, cfg), rows))
@@ -182,9 +181,64 @@ def read_sample_set(
         source_rates=tuple(sorted({i.sample_rate for i in infos})),
     )
     if bad:
-        _warn_bad(csv_path, bad)
-    _log_summary(sample_set, target)
+        warn_bad(csv_path, bad)
+    log_summary(sample_set, target)
     return sample_set
+
+
+def _read_tfrecord_set(
+    pattern: str,
+    alphabet: Any,
+    cfg: FeatureConfig,
+    limit: int = 0,
+    skip_bad: bool = True,
+) -> SampleSet:
+    """The samples of the shards ``pattern`` names, validated like CSV rows."""
+    try:
+        shards = tfrecords.shard_paths(pattern)
+    except FileNotFoundError as e:
+        raise CsvNotFoundError(str(e)) from None
+
+    good: List[Sample] = []
+    bad: List[BadSample] = []
+    for shard in shards:
+        for index, (offset, data) in enumerate(tfrecords.iter_records(shard)):
+            if limit and len(good) + len(bad) >= limit:
+                break
+            item = _record_sample(shard, index, offset, data, alphabet, cfg)
+            (bad if isinstance(item, BadSample) else good).append(item)
+    if bad and not skip_bad:
+        raise BadSamplesError(bad)
+    if bad:
+        warn_bad(pattern, bad)
+    sample_set = SampleSet(pattern, tuple(good), tuple(bad), 0, 0, ())
+    log_summary(sample_set, cfg.audio_sample_rate)
+    return sample_set
+
+
+def _record_sample(
+    shard: str, index: int, offset: int, data: bytes, alphabet: Any, cfg: FeatureConfig
+) -> Any:
+    """A Sample for one record, or a BadSample naming ``shard`` and the record index."""
+    example = tfrecords.parse_example(data)
+    ref = f"{shard}{tfrecords.REF_SEPARATOR}{offset}"
+    transcript = tfrecords.example_transcript(example)
+    if tfrecords.example_kind(example) == tfrecords.KIND_FEATURES:
+        tfrecords.check_feature_config(example, cfg, shard)
+        n_frames = len(tfrecords.example_features(example, cfg.n_mfcc))
+        duration_s = (n_frames * cfg.win_step_samples) / cfg.audio_sample_rate
+    else:
+        samples, rate = tfrecords.example_audio(example, ref)
+        n_frames = cfg.n_frames(-(-len(samples) * cfg.audio_sample_rate // rate))
+        duration_s = len(samples) / rate
+    labels, problem = check_transcript(transcript, alphabet)
+    if problem is None and n_frames < ctc_required_frames(labels):
+        problem = (CTC_INFEASIBLE, f"needs {ctc_required_frames(labels)} frames")
+    if problem is not None:
+        return BadSample(shard, index, ref, *problem)
+    return Sample(
+        ref, len(data), transcript, labels, n_frames, duration_s, shard, index
+    )
 
 
 def _read_rows(csv_path: str, limit: int) -> List[_Row]:
@@ -230,7 +284,7 @@ def _check_row(
     info, problem = _check_audio(row.wav_filename)
     labels: Tuple[int, ...] = ()
     if problem is None:
-        labels, problem = _check_transcript(row.transcript, alphabet)
+        labels, problem = check_transcript(row.transcript, alphabet)
     n_frames = 0
     if problem is None and info is not None:
         n_frames = cfg.n_frames(_n_target_samples(info, cfg.audio_sample_rate))
@@ -279,7 +333,7 @@ def _n_target_samples(info: AudioInfo, target_rate: int) -> int:
     return (2 * n * target_rate + rate) // (2 * rate)
 
 
-def _check_transcript(
+def check_transcript(
     transcript: str, alphabet: Any
 ) -> Tuple[Tuple[int, ...], Optional[Tuple[str, str]]]:
     """(labels, None) when the transcript encodes, else ((), (reason, detail))."""
@@ -302,7 +356,7 @@ def _filesize(row: _Row) -> int:
         return os.path.getsize(row.wav_filename)
 
 
-def _warn_bad(csv_path: str, bad: Sequence[BadSample]) -> None:
+def warn_bad(csv_path: str, bad: Sequence[BadSample]) -> None:
     counts: Dict[str, int] = collections.Counter(b.reason for b in bad)
     by_reason = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
     shown = "\n  ".join(str(b) for b in bad[:MAX_ROWS_IN_WARNING])
@@ -317,7 +371,7 @@ def _warn_bad(csv_path: str, bad: Sequence[BadSample]) -> None:
     )
 
 
-def _log_summary(sample_set: SampleSet, target_rate: int) -> None:
+def log_summary(sample_set: SampleSet, target_rate: int) -> None:
     conversions = []
     if sample_set.n_resampled:
         rates = ", ".join(str(r) for r in sample_set.source_rates if r != target_rate)

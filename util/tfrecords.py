@@ -1,21 +1,22 @@
-"""TFRecord shards of samples: write them, and read them back as training Samples.
+"""TFRecord shards of samples: the record format, and reading records back.
 
-A shard holds one ``tf.train.Example`` per sample (``bin/data_set_tool.py`` writes
-them): ``transcript`` and ``wav_filename`` (the source, for reports) as bytes, and
-either ``audio`` (16-bit little-endian PCM at ``sample_rate``, kind "audio") or
-``features`` (float32 ``[n_frames, n_mfcc]`` bytes plus the FeatureConfig as JSON, kind
-"features"). Few large files instead of millions of small ones suit network file
-systems and object stores (tensorflow/models deep_speech_1's ``prepare_libri``).
+A shard holds one ``tf.train.Example`` per sample (``util.importing.shards`` writes
+them, driven by ``bin/data_set_tool.py``): ``transcript`` and ``wav_filename`` (the
+source, for reports) as bytes, and either ``audio`` (16-bit little-endian PCM at
+``sample_rate``, kind "audio") or ``features`` (float32 ``[n_frames, n_mfcc]`` bytes
+plus the FeatureConfig as JSON, kind "features"). Few large files instead of millions
+of small ones suit network file systems and object stores (tensorflow/models
+deep_speech_1's ``prepare_libri``).
 
 The trainer takes a shard (or a glob of shards) wherever it takes a CSV:
-``util.samples.read_sample_set`` hands ``.tfrecord`` sources to
-:func:`read_tfrecord_set`, whose Samples have ``wav_filename = "<shard>#<offset>"``,
-the byte offset of the record, and ``row`` = its index in the shard. Reading one
-record is then a seek, no index and no state: :func:`read_record_audio` serves
-``util.feeding`` for records, and feature shards are served like a
-feature cache (:class:`RecordFeatures`). Audio records give exactly the samples that
-``util.audio.read_audio`` gives for the 16-bit WAV they were made from, so training
-on shards and on the CSV sees identical batches.
+``util.samples.read_sample_set`` reads ``.tfrecord`` sources through this module;
+their Samples have ``wav_filename = "<shard>#<offset>"``, the byte offset of the
+record, and ``row`` = its index in the shard. Reading one record is then a seek, no
+index and no state: :func:`read_record_audio` serves ``util.feeding`` for records, and
+feature shards are served like a feature cache (:class:`RecordFeatures`). Audio
+records give exactly the samples that ``util.audio.read_audio`` gives for the 16-bit
+WAV they were made from, so training on shards and on the CSV sees identical batches.
+This module knows nothing of Samples (``util.samples`` imports it, not the reverse).
 """
 
 from __future__ import annotations
@@ -32,18 +33,6 @@ from absl import logging
 
 from util.audio import INT16_SCALE, AudioError
 from util.config import FeatureConfig
-from util.samples import (  # the private helpers: records validate like CSV rows
-    CTC_INFEASIBLE,
-    BadSample,
-    BadSamplesError,
-    CsvNotFoundError,
-    Sample,
-    SampleSet,
-    _check_transcript,
-    _log_summary,
-    _warn_bad,
-    ctc_required_frames,
-)
 
 SUFFIX = ".tfrecord"
 REF_SEPARATOR = "#"
@@ -58,11 +47,11 @@ def is_tfrecord_source(path: str) -> bool:
 
 
 def shard_paths(pattern: str) -> List[str]:
-    """The shards a path or glob names, sorted; CsvNotFoundError when there are none."""
+    """The shards a path or glob names, sorted; FileNotFoundError if there are none."""
     paths = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
     paths = [p for p in paths if os.path.isfile(p)]
     if not paths:
-        raise CsvNotFoundError(f"no TFRecord shard matches {pattern!r}")
+        raise FileNotFoundError(f"no TFRecord shard matches {pattern!r}")
     return paths
 
 
@@ -78,73 +67,6 @@ def file_of(path: str) -> str:
     """The file on disk behind a sample path (the shard of a record reference)."""
     ref = split_ref(path)
     return ref[0] if ref else path
-
-
-# -- writing --------------------------------------------------------------------------
-
-
-def audio_example(
-    transcript: str, wav_filename: str, samples: np.ndarray, sample_rate: int
-) -> bytes:
-    """Serialized Example of kind "audio"; ``samples`` float [n] in [-1, 1] or int16."""
-    import tensorflow as tf
-
-    pcm = np.asarray(samples)
-    if pcm.dtype != np.int16:
-        scaled = np.round(pcm.astype(np.float64) * INT16_SCALE)
-        pcm = np.clip(scaled, -INT16_SCALE, INT16_SCALE - 1).astype(np.int16)
-    feature = {
-        "kind": _bytes(KIND_AUDIO.encode()),
-        "transcript": _bytes(transcript.encode("utf-8")),
-        "wav_filename": _bytes(wav_filename.encode("utf-8")),
-        "audio": _bytes(pcm.astype("<i2").tobytes()),
-        "sample_rate": tf.train.Feature(
-            int64_list=tf.train.Int64List(value=[sample_rate])
-        ),
-    }
-    return tf.train.Example(
-        features=tf.train.Features(feature=feature)
-    ).SerializeToString()
-
-
-def features_example(
-    transcript: str, wav_filename: str, features: np.ndarray, cfg: FeatureConfig
-) -> bytes:
-    """Serialized Example of kind "features": float32 [n_frames, n_mfcc], config."""
-    import tensorflow as tf
-
-    data = np.ascontiguousarray(features, dtype="<f4")
-    feature = {
-        "kind": _bytes(KIND_FEATURES.encode()),
-        "transcript": _bytes(transcript.encode("utf-8")),
-        "wav_filename": _bytes(wav_filename.encode("utf-8")),
-        "features": _bytes(data.tobytes()),
-        "feature_config": _bytes(json.dumps(dataclasses.asdict(cfg)).encode()),
-    }
-    return tf.train.Example(
-        features=tf.train.Features(feature=feature)
-    ).SerializeToString()
-
-
-def _bytes(value: bytes) -> Any:
-    import tensorflow as tf
-
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-
-
-def write_shard(path: str, records: Sequence[bytes]) -> None:
-    """Write serialized records to ``path`` atomically (temporary file, rename)."""
-    import tensorflow as tf
-
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with tf.io.TFRecordWriter(tmp) as writer:
-            for record in records:
-                writer.write(record)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 # -- reading --------------------------------------------------------------------------
@@ -173,12 +95,10 @@ def iter_records(shard: str) -> Iterator[Tuple[int, bytes]]:
 
 def read_record(shard: str, offset: int) -> Any:
     """The ``tf.train.Example`` at ``offset`` of ``shard``."""
-    import tensorflow as tf
-
     with open(shard, "rb") as f:
         f.seek(offset)
         length, _ = _HEADER.unpack(f.read(_HEADER.size))
-        return tf.train.Example.FromString(f.read(length))
+        return parse_example(f.read(length))
 
 
 def _field(example: Any, name: str) -> bytes:
@@ -220,60 +140,19 @@ def read_record_audio(path: str, sample_rate: int) -> np.ndarray:
     return samples
 
 
-def read_tfrecord_set(
-    pattern: str,
-    alphabet: Any,
-    cfg: FeatureConfig,
-    limit: int = 0,
-    skip_bad: bool = True,
-) -> SampleSet:
-    """The samples of the shards ``pattern`` names, validated like CSV rows."""
-
-    good: List[Sample] = []
-    bad: List[BadSample] = []
-    for shard in shard_paths(pattern):
-        for index, (offset, data) in enumerate(iter_records(shard)):
-            if limit and len(good) + len(bad) >= limit:
-                break
-            item = _record_sample(shard, index, offset, data, alphabet, cfg)
-            (bad if isinstance(item, BadSample) else good).append(item)
-    if bad and not skip_bad:
-        raise BadSamplesError(bad)
-    if bad:
-        _warn_bad(pattern, bad)
-    sample_set = SampleSet(pattern, tuple(good), tuple(bad), 0, 0, ())
-    _log_summary(sample_set, cfg.audio_sample_rate)
-    return sample_set
-
-
-def _record_sample(
-    shard: str, index: int, offset: int, data: bytes, alphabet: Any, cfg: FeatureConfig
-) -> Any:
-    """A Sample for one record, or a BadSample naming ``shard`` and the record index."""
+def parse_example(data: bytes) -> Any:
+    """The ``tf.train.Example`` serialized in ``data``."""
     import tensorflow as tf
 
-    example = tf.train.Example.FromString(data)
-    ref = f"{shard}{REF_SEPARATOR}{offset}"
-    transcript = _field(example, "transcript").decode("utf-8")
-    if example_kind(example) == KIND_FEATURES:
-        _check_feature_config(example, cfg, shard)
-        n_frames = len(example_features(example, cfg.n_mfcc))
-        duration_s = (n_frames * cfg.win_step_samples) / cfg.audio_sample_rate
-    else:
-        samples, rate = example_audio(example, ref)
-        n_frames = cfg.n_frames(-(-len(samples) * cfg.audio_sample_rate // rate))
-        duration_s = len(samples) / rate
-    labels, problem = _check_transcript(transcript, alphabet)
-    if problem is None and n_frames < ctc_required_frames(labels):
-        problem = (CTC_INFEASIBLE, f"needs {ctc_required_frames(labels)} frames")
-    if problem is not None:
-        return BadSample(shard, index, ref, *problem)
-    return Sample(
-        ref, len(data), transcript, labels, n_frames, duration_s, shard, index
-    )
+    return tf.train.Example.FromString(data)
 
 
-def _check_feature_config(example: Any, cfg: FeatureConfig, shard: str) -> None:
+def example_transcript(example: Any) -> str:
+    return _field(example, "transcript").decode("utf-8")
+
+
+def check_feature_config(example: Any, cfg: FeatureConfig, shard: str) -> None:
+    """Raise ValueError unless the features Example was computed with ``cfg``."""
     stored = json.loads(_field(example, "feature_config"))
     if stored != dataclasses.asdict(cfg):
         raise ValueError(
@@ -282,8 +161,9 @@ def _check_feature_config(example: Any, cfg: FeatureConfig, shard: str) -> None:
         )
 
 
-def holds_features(samples: Sequence[Sample]) -> bool:
-    """True when every sample is a features record, False when none is.
+def holds_features(samples: Sequence[Any]) -> bool:
+    """True when every sample (a ``util.samples.Sample``) is a features record, False
+    when none is.
 
     Raises ValueError for a mix: features skip the MFCC step, so one dataset cannot
     serve both.
@@ -312,7 +192,7 @@ class RecordFeatures:
     decoding audio, through the same ``n_samples``/``features(i)`` interface.
     """
 
-    def __init__(self, samples: Sequence[Sample], cfg: FeatureConfig) -> None:
+    def __init__(self, samples: Sequence[Any], cfg: FeatureConfig) -> None:
         self._refs = [split_ref(s.wav_filename) for s in samples]
         self._n_mfcc = cfg.n_mfcc
         logging.info(

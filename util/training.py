@@ -16,7 +16,7 @@ import tensorflow as tf
 from absl import logging
 from tensorflow.core.framework import summary_pb2
 
-from native_client.ctcdecode import Alphabet
+from ctcdecode import Alphabet
 from util.checkpoints import Checkpoints, TrainingState
 from util.config import Config
 from util.distributed import global_batch_size, worker_rows

@@ -37,12 +37,10 @@ from typing import IO, Counter, Dict, List, Optional, Sequence
 REPO_ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 )
-if REPO_ROOT not in sys.path:  # run as a script: make native_client importable
-    sys.path.insert(0, REPO_ROOT)
 
 import progressbar  # noqa: E402
 
-from native_client.ctcdecode import Alphabet, load_alphabet  # noqa: E402
+from ctcdecode import Alphabet, load_alphabet  # noqa: E402
 
 DEFAULT_KENLM_BINS = os.path.join(REPO_ROOT, "tools", "kenlm", "bin")
 KENLM_TOOLS = ("lmplz", "filter", "build_binary")
@@ -90,9 +88,10 @@ def normalise_corpus(
     stats = CorpusStats()
     size = os.path.getsize(input_txt)
     bar = _progress_bar(size, show_progress)
-    with open(input_txt, "rb") as raw, gzip.open(
-        output_gz, "wt", encoding="utf-8"
-    ) as out:
+    with (
+        open(input_txt, "rb") as raw,
+        gzip.open(output_gz, "wt", encoding="utf-8") as out,
+    ):
         stream = gzip.open(raw) if input_txt.endswith(".gz") else raw
         for line in io.TextIOWrapper(stream, encoding="utf-8"):
             stats.n_lines += 1

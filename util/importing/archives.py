@@ -1,11 +1,11 @@
 """Fetch and unpack corpus archives: resumable download, checksum, safe extraction.
 
-The importers' I/O half (``util.importers`` owns conversion and CSVs). Corpora are tens
-of GB, so a download goes to ``<name>.part`` and an interrupted one resumes with an HTTP
-``Range`` request; only a complete (and, when the checksum is known, verified) file is
-renamed to its final name, so a later run never trusts a truncated archive.
-Extraction refuses members that would land outside the destination (absolute paths,
-``..``, links pointing out: CVE-2007-4559 "tarfile path traversal") and records a
+The importers' I/O half (``util.importing.importers`` owns conversion and CSVs). Corpora
+are tens of GB, so a download goes to ``<name>.part`` and an interrupted one resumes
+with an HTTP ``Range`` request; only a complete (and, when the checksum is known,
+verified) file is renamed to its final name, so a later run never trusts a truncated
+archive. Extraction refuses members that would land outside the destination (absolute
+paths, ``..``, links pointing out: CVE-2007-4559 "tarfile path traversal") and records a
 stamp file when it finishes, so a re-run skips an archive already unpacked.
 """
 

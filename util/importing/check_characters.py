@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Counter, Dict, List, Optional, Sequence, Tuple
 
-from native_client.ctcdecode import Alphabet
+from ctcdecode import Alphabet
 
 N_EXAMPLES = 3  # example rows shown per unknown character
 

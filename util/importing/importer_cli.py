@@ -10,8 +10,13 @@ import argparse
 import os
 from typing import Any, Callable, Iterable, Sequence, Tuple
 
-from util import archives
-from util.importers import ImporterError, ImportOptions, RawSample, run_importer
+from util.importing import archives
+from util.importing.importers import (
+    ImporterError,
+    ImportOptions,
+    RawSample,
+    run_importer,
+)
 
 # -- command line ---------------------------------------------------------------------
 

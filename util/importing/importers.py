@@ -1,11 +1,12 @@
 """Shared importer core: sources -> clean transcripts -> 16 kHz WAVs -> CSVs + report.
 
 A corpus importer (``bin/import_<corpus>.py``) only turns an extracted corpus into
-:class:`RawSample` rows (``iter_samples(root)``); everything DeepSpeech copied into
-each of its importers lives here once (STYLE.md section 5): finding, downloading and
-extracting archives (``util.archives``), cleaning transcripts against the alphabet,
-converting audio to 16 kHz mono 16-bit WAV in parallel processes, dropping samples
-that cannot be trained on, writing the CSVs and counting what was kept or skipped.
+:class:`RawSample` rows (``iter_samples(root)``); everything DeepSpeech copied into each
+of its importers lives here once (STYLE.md section 5): finding, downloading and
+extracting archives (``util.importing.archives``), cleaning transcripts against the
+alphabet, converting audio to 16 kHz mono 16-bit WAV in parallel processes, dropping
+samples that cannot be trained on, writing the CSVs and counting what was kept or
+skipped.
 
 Re-running is cheap and safe: an output WAV that exists with the right format is not
 converted again, and every WAV and CSV is written under a temporary name and renamed
@@ -36,10 +37,10 @@ from typing import (
 
 from absl import logging
 
-from native_client.ctcdecode import Alphabet, load_alphabet
-from util import archives
+from ctcdecode import Alphabet, load_alphabet
+from util.importing import archives
 from util.config import FeatureConfig
-from util.conversion import (
+from util.importing.conversion import (
     Converter,
     Job,
     Outcome,
@@ -51,7 +52,7 @@ from util.samples import (
     CSV_COLUMNS,
     CTC_INFEASIBLE,
 )
-from util.transcripts import clean_transcript, required_frames
+from util.importing.transcripts import clean_transcript, required_frames
 
 DUPLICATE = "duplicate sample id"
 N_EXAMPLES = 3  # sample ids listed per skip reason in the report

@@ -1,6 +1,6 @@
 """Transcript cleaning for importers: normalise, filter by alphabet, CTC frame needs.
 
-Pure functions; util/importers.py applies them to every sample.
+Pure functions; util/importing/importers.py applies them to every sample.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import re
 import unicodedata
 from typing import Optional, Tuple
 
-from native_client.ctcdecode import Alphabet
+from ctcdecode import Alphabet
 from util.samples import (
     EMPTY_TRANSCRIPT,
     OUT_OF_ALPHABET,

@@ -1,8 +1,8 @@
 """CTC decoding of the model's probabilities with the ``ctcdecode`` package.
 
-``pip install ./native_client/python`` ships ``native_client/ctcdecode`` as the
-top-level package ``ctcdecode``; in a repository checkout it is
-``native_client.ctcdecode``, the very module the trainer uses. Three ways in, one set
+``pip install ./native_client/python`` (the client alone) and ``pip install -e .``
+(the repository) both install ``native_client/ctcdecode`` as the top-level package
+``ctcdecode``, the very module the trainer uses. Three ways in, one set
 of options (:class:`DecoderSettings`): :func:`decode` (one utterance),
 :func:`batch_decoder` (many, in processes), :func:`streaming_decoder` (incremental).
 """
@@ -14,10 +14,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-try:
-    import ctcdecode
-except ImportError:  # running from a repository checkout
-    from native_client import ctcdecode  # type: ignore[no-redef]
+import ctcdecode
 
 from .metadata import CandidateTranscript, TokenMetadata, make_words
 

@@ -1,4 +1,4 @@
-"""Tests for util/evaluate.py: error rates, set aggregation, report text and JSON."""
+"""util/evaluate_tools.py: error rates, set aggregation, report text and JSON."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import List, Sequence
 
 import pytest
 
-from util import evaluate
-from util.evaluate import (
+from util import evaluate_tools
+from util.evaluate_tools import (
     SampleResult,
     SetReport,
     char_errors,
@@ -327,7 +327,7 @@ def test_write_results_json_failure_keeps_old_file(tmp_path, monkeypatch) -> Non
     def failing_replace(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(evaluate.os, "replace", failing_replace)
+    monkeypatch.setattr(evaluate_tools.os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         write_results_json(str(path), _two_reports())
     assert path.read_text(encoding="utf-8") == "old"
