@@ -28,6 +28,7 @@ def run(cfg) -> None:
     from util import distributed
 
     # The strategy comes first: a cluster's collectives need an uninitialised TF.
+    _apply_runtime(cfg.runtime)
     cluster = distributed.tf_config(cfg.cluster, os.environ)
     strategy = distributed.make_strategy(cluster=cluster, timeouts=cfg.cluster)
     chief = distributed.is_chief(cluster)
@@ -104,9 +105,29 @@ def _test_export_infer(cfg, alphabet) -> None:
         export.export_saved_model(session.model, cfg, alphabet)
         if cfg.export.export_tflite:
             export.export_tflite(session.model, cfg, alphabet)
+        export.write_model_card(cfg.export)
+        if cfg.export.export_zip:
+            export.package_zip(cfg.export, cfg.decoder.scorer_path)
     if cfg.eval.one_shot_infer:
         infer = cfg.eval.one_shot_infer
         print(evaluate.transcribe_file(session.steps, infer, cfg, alphabet))
+
+
+def _apply_runtime(runtime) -> None:
+    """DeepSpeech 0.9's thread, GPU-memory and placement flags, before any op runs."""
+    import tensorflow as tf
+
+    if runtime.inter_op_parallelism_threads:
+        n = runtime.inter_op_parallelism_threads
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    if runtime.intra_op_parallelism_threads:
+        n = runtime.intra_op_parallelism_threads
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+    if runtime.use_allow_growth:
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    if runtime.log_placement:
+        tf.debugging.set_log_device_placement(True)
 
 
 def _quiet_tensorflow_info(record) -> bool:
@@ -121,13 +142,16 @@ def main(argv) -> int:
     logging.set_verbosity(ABSL_LEVELS[FLAGS.log_level])
     if FLAGS.log_level > 0:
         logging.get_absl_handler().addFilter(_quiet_tensorflow_info)
-    from util.config import Config
+    from util.config import Config, ds09_warnings
     from util.distributed import ClusterFailureError
 
+    values = FLAGS.flag_values_dict()
     try:
-        cfg = Config.from_flags(FLAGS.flag_values_dict())
+        cfg = Config.from_flags(values)
     except ValueError as err:
         raise app.UsageError(str(err))
+    for warning in ds09_warnings(values):
+        logging.warning("%s", warning)
     if cfg.export.export_tflite and not cfg.export.export_dir:
         raise app.UsageError("--export_tflite needs --export_dir")
     if not (

@@ -297,24 +297,7 @@ def define_optimizer_flags() -> None:
     """lm_optimizer.py's own flags, next to DeepSpeech's (util/flags.py)."""
     from absl import flags
 
-    flags.DEFINE_integer(
-        "n_trials",
-        DEFAULT_N_TRIALS,
-        "number of optuna trials (alpha/beta pairs tried)",
-        lower_bound=1,
-    )
-    flags.DEFINE_float(
-        "lm_alpha_max",
-        DEFAULT_ALPHA_MAX,
-        "largest lm_alpha tried (the search box is [0, max])",
-        lower_bound=0.0,
-    )
-    flags.DEFINE_float(
-        "lm_beta_max",
-        DEFAULT_BETA_MAX,
-        "largest lm_beta tried (the search box is [0, max])",
-        lower_bound=0.0,
-    )
+    # --n_trials, --lm_alpha_max and --lm_beta_max are DeepSpeech's flags: util/flags.py.
     flags.DEFINE_boolean(
         "write_scorer_defaults",
         False,

@@ -31,7 +31,7 @@ ALPHABET_FILE = "alphabet.txt"
 BEST_DIR = "best_dev"
 # Fields that decide the meaning and shape of the weights.
 GEOMETRY_FIELDS = {
-    "model": ("n_hidden", "n_context", "bidirectional"),
+    "model": ("n_hidden", "n_context", "bidirectional", "layer_norm"),
     "features": (
         "audio_sample_rate",
         "feature_win_len",

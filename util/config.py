@@ -12,10 +12,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 CONFIG_FORMAT_VERSION = 1
+DROPOUT_LAYERS = (1, 2, 3, 5)  # layers followed by dropout (and --layer_norm)
 # DeepSpeech's default locations (XDG data dir), used when the flags are left empty.
 DEFAULT_DATA_DIR = os.path.join("~", ".local", "share", "deepspeech")
 
@@ -68,6 +70,14 @@ class ModelConfig:
     bidirectional: bool = True
     dropout_rate: float = 0.05  # on layers 1, 2, 3 and 5, as DeepSpeech
     relu_clip: float = 20.0
+    # DeepSpeech 0.9's --dropout_rate2, --dropout_rate3 and --dropout_rate6: the rates
+    # of layers 2, 3 and 5 (None = dropout_rate). Its rate4/rate5 never had an effect.
+    layer_dropout: Tuple[Optional[float], Optional[float], Optional[float]] = (
+        None,
+        None,
+        None,
+    )
+    layer_norm: bool = False  # layer normalisation after layers 1, 2, 3 and 5
 
     def __post_init__(self) -> None:
         if self.n_hidden <= 0:
@@ -78,10 +88,22 @@ class ModelConfig:
             raise ValueError("--dropout_rate must be in [0, 1)")
         if self.relu_clip <= 0:
             raise ValueError("--relu_clip must be positive")
+        if len(self.layer_dropout) != len(DROPOUT_LAYERS) - 1:
+            raise ValueError("layer_dropout holds the rates of layers 2, 3 and 5")
+        for rate in self.layer_dropout:
+            if rate is not None and not 0.0 <= rate < 1.0:
+                raise ValueError("--dropout_rate2/3/6 must be in [0, 1)")
 
     @property
     def window_frames(self) -> int:
         return 2 * self.n_context + 1
+
+    def dropout_for(self, layer: int) -> float:
+        """Dropout rate after ``layer`` (1, 2, 3 or 5; DeepSpeech 0.9's rules)."""
+        if layer == DROPOUT_LAYERS[0]:
+            return self.dropout_rate
+        rate = self.layer_dropout[DROPOUT_LAYERS.index(layer) - 1]
+        return self.dropout_rate if rate is None else rate
 
 
 @dataclass(frozen=True)
@@ -101,11 +123,19 @@ class DataConfig:
     feature_cache: Optional[str] = None  # directory
     skip_bad_samples: bool = True
     alphabet_config_path: str = "data/alphabet.txt"
+    # -- DeepSpeech 0.9 compatibility (issue 12) --
+    metrics_files: Tuple[str, ...] = ()  # loss reported after each dev pass only
+    read_buffer: int = 1 << 20  # bytes, read buffer of .sdb sample databases
+    cache_for_epochs: int = 0  # rebuild the feature cache every N epochs, 0 = never
 
     def __post_init__(self) -> None:
         for name in ("train_batch_size", "dev_batch_size", "test_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1")
+        if self.read_buffer < 1:
+            raise ValueError("--read_buffer must be at least 1 byte")
+        if self.cache_for_epochs < 0:
+            raise ValueError("--cache_for_epochs must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -126,10 +156,22 @@ class TrainConfig:
     jit: bool = False  # XLA-compile the train step
     show_progressbar: bool = True
     summary_dir: Optional[str] = None
+    # -- DeepSpeech 0.9 compatibility (issue 12) --
+    # ``epochs`` is what this invocation trains (0.9); ``max_epochs`` caps the total
+    # the checkpoint may hold, earlier runs included (None = no cap).
+    max_epochs: Optional[int] = None
+    force_initialize_learning_rate: bool = False  # ignore a plateau-reduced rate
 
     def __post_init__(self) -> None:
         if self.learning_rate <= 0:
             raise ValueError("--learning_rate must be positive")
+        if self.max_epochs is not None and self.max_epochs < 1:
+            raise ValueError("--max_epochs must be >= 1 (or 0 for no limit)")
+
+    def last_epoch(self, first: int) -> int:
+        """Epoch index to stop before, for a run that starts at epoch ``first``."""
+        last = first + self.epochs
+        return last if self.max_epochs is None else min(last, self.max_epochs)
 
 
 @dataclass(frozen=True)
@@ -171,10 +213,21 @@ class ExportConfig:
     export_model_version: str = "0.0.1"
     export_license: str = "MPL-2.0"
     export_description: str = ""
+    # -- DeepSpeech 0.9 compatibility (issue 12) --
+    export_contact_info: str = ""
+    export_min_ds_version: str = ""
+    export_max_ds_version: str = ""
+    export_zip: bool = False  # pack export_dir (TFLite + scorer) as <export_dir>.zip
+    n_steps: int = 16  # output frames per call of the streaming signature
+    export_batch_size: int = 1  # 0.9's graph batch; the export takes one utterance
 
     def __post_init__(self) -> None:
         if self.export_beam_width < 1:
             raise ValueError("--export_beam_width must be >= 1")
+        if self.n_steps < 1:
+            raise ValueError("--n_steps must be >= 1")
+        if self.export_zip and not self.export_tflite:
+            raise ValueError("--export_zip packs a TFLite model: set --export_tflite")
 
 
 @dataclass(frozen=True)
@@ -247,6 +300,20 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class RuntimeConfig:
+    """TensorFlow runtime settings, applied by DeepSpeech.py before any op runs."""
+
+    inter_op_parallelism_threads: int = 0  # 0 = TensorFlow's choice
+    intra_op_parallelism_threads: int = 0  # 0 = TensorFlow's choice
+    use_allow_growth: bool = False  # grow GPU memory on demand
+    log_placement: bool = False  # log each op's device
+
+    def __post_init__(self) -> None:
+        if min(self.inter_op_parallelism_threads, self.intra_op_parallelism_threads) < 0:
+            raise ValueError("--inter/intra_op_parallelism_threads must be >= 0")
+
+
+@dataclass(frozen=True)
 class Config:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -257,6 +324,7 @@ class Config:
     export: ExportConfig = field(default_factory=ExportConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     @classmethod
     def from_flags(cls, f: Mapping[str, Any]) -> "Config":
@@ -265,9 +333,10 @@ class Config:
         Raises ValueError naming the flag when a value is invalid.
         """
         ckpt_dir = f["checkpoint_dir"] or _default_dir("checkpoints")
+        check_ds09_flags(f)
         return cls(
             features=_section(FeatureConfig, f),
-            model=_section(ModelConfig, f),
+            model=_section(ModelConfig, f, layer_dropout=_layer_dropout(f)),
             data=_section(
                 DataConfig,
                 f,
@@ -275,12 +344,15 @@ class Config:
                 dev_files=_split_files(f["dev_files"]),
                 test_files=_split_files(f["test_files"]),
                 feature_cache=f["feature_cache"] or None,
+                metrics_files=_split_files(f["metrics_files"]),
+                read_buffer=parse_file_size(f["read_buffer"], "--read_buffer"),
             ),
             train=_section(
                 TrainConfig,
                 f,
                 jit=f["jit"],
                 summary_dir=f["summary_dir"] or _default_dir("summaries"),
+                max_epochs=f["max_epochs"] or None,
             ),
             checkpoint=_section(
                 CheckpointConfig,
@@ -294,7 +366,12 @@ class Config:
                 one_shot_infer=f["one_shot_infer"] or None,
                 test_output_file=f["test_output_file"] or None,
             ),
-            export=_section(ExportConfig, f, export_dir=f["export_dir"] or None),
+            export=_section(
+                ExportConfig,
+                f,
+                export_dir=f["export_dir"] or None,
+                export_tflite=f["export_tflite"] or f["export_zip"],
+            ),
             decoder=_section(DecoderConfig, f, scorer_path=f["scorer_path"] or None),
             cluster=_section(
                 ClusterConfig,
@@ -302,6 +379,7 @@ class Config:
                 worker_hosts=_split_files(f["worker_hosts"]),
                 ps_hosts=_split_files(f["ps_hosts"]),
             ),
+            runtime=_section(RuntimeConfig, f),
         )
 
     def to_json(self) -> str:
@@ -328,6 +406,7 @@ class Config:
             "export": ExportConfig,
             "decoder": DecoderConfig,
             "cluster": ClusterConfig,
+            "runtime": RuntimeConfig,
         }
         return cls(
             **{
@@ -360,3 +439,82 @@ def _from_dict(kind: type, values: Mapping[str, Any]) -> Any:
         if k in known
     }
     return kind(**clean)
+
+
+# -- DeepSpeech 0.9 flags (issue 12, doc/DEEPSPEECH09.rst) ----------------------------
+
+# Flags that mean nothing here any more: name -> (0.9 default, why). A value other than
+# the default logs this one-line warning (ds09_warnings) and changes nothing.
+DS09_IGNORED: Dict[str, Tuple[Any, str]] = {
+    "dropout_rate4": (
+        0.0,
+        "DeepSpeech 0.9 applied no dropout to layer 4 (the LSTM) either",
+    ),
+    "dropout_rate5": (
+        0.0,
+        "DeepSpeech 0.9 never used it (layer 5 takes --dropout_rate6)",
+    ),
+    "export_batch_size": (
+        1,
+        "the exported model transcribes one utterance per call, like 0.9's TFLite "
+        "export; the deepspeech client batches files itself",
+    ),
+    "train_cudnn": (
+        False,
+        "TensorFlow picks its fastest LSTM kernel itself and checkpoints are the same "
+        "on every device",
+    ),
+    "load_cudnn": (
+        False,
+        "checkpoints are the same on every device, there is nothing to convert",
+    ),
+    "n_trials": (2400, "only lm_optimizer.py uses it"),
+    "lm_alpha_max": (5.0, "only lm_optimizer.py uses it"),
+    "lm_beta_max": (5.0, "only lm_optimizer.py uses it"),
+}
+
+# Flags another open issue implements: name -> (0.9 default, the one-line error).
+DS09_NOT_YET: Dict[str, Tuple[Any, str]] = {
+    "augment": (None, "data augmentation is not available yet"),
+    "drop_source_layers": (0, "transfer learning is not available yet"),
+    "automatic_mixed_precision": (False, "mixed-precision training is not available yet"),
+    "bytes_output_mode": (False, "bytes output mode is not available yet"),
+}
+
+_FILE_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)b?\s*$", re.IGNORECASE)
+_FILE_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_file_size(text: str, flag: str) -> int:
+    """Bytes of a size like DeepSpeech 0.9's ``1MB``, ``512k`` or ``4096`` (1024-based)."""
+    match = _FILE_SIZE.match(text)
+    if not match:
+        raise ValueError(
+            f"{flag}: {text!r} is not a size; give a number with an optional KB, MB, "
+            "GB or TB suffix, e.g. 1MB"
+        )
+    return int(match.group(1)) * _FILE_SIZE_UNITS[match.group(2).lower()]
+
+
+def check_ds09_flags(f: Mapping[str, Any]) -> None:
+    """Raise ValueError for a 0.9 flag set to a value this version cannot honour yet."""
+    for name, (default, why) in DS09_NOT_YET.items():
+        if name in f and f[name] not in (default, [], ()):
+            raise ValueError(f"--{name}: {why} (see doc/DEEPSPEECH09.rst)")
+
+
+def ds09_warnings(f: Mapping[str, Any]) -> List[str]:
+    """One line per 0.9 flag that was set but has no effect here, saying why."""
+    return [
+        f"--{name}={f[name]} has no effect: {why}"
+        for name, (default, why) in DS09_IGNORED.items()
+        if name in f and f[name] != default
+    ]
+
+
+def _layer_dropout(f: Mapping[str, Any]) -> Tuple[Optional[float], ...]:
+    """0.9's --dropout_rate2/3/6 (negative = --dropout_rate) as layers 2, 3, 5."""
+    return tuple(
+        None if f.get(name, -1.0) < 0 else float(f[name])
+        for name in ("dropout_rate2", "dropout_rate3", "dropout_rate6")
+    )

@@ -31,7 +31,7 @@ import datetime
 import json
 import os
 import shutil
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import tensorflow as tf
 from absl import logging
@@ -137,7 +137,53 @@ def metadata(cfg: Config, alphabet: Alphabet) -> Dict[str, Any]:
         "model_version": exp.export_model_version,
         "license": exp.export_license,
         "description": exp.export_description,
+        # DeepSpeech 0.9's export metadata flags and --n_steps (issue 12).
+        "contact_info": exp.export_contact_info,
+        "min_ds_version": exp.export_min_ds_version,
+        "max_ds_version": exp.export_max_ds_version,
+        "stream_steps": exp.n_steps,
     }
+
+
+def model_card_path(exp: ExportConfig) -> str:
+    """``<export_dir>/<author>_<model name>_<version>.md`` (DeepSpeech 0.9's name)."""
+    name = f"{exp.export_author_id}_{exp.export_model_name}_{exp.export_model_version}"
+    return os.path.join(exp.export_dir or "", name + ".md")
+
+
+def write_model_card(exp: ExportConfig) -> str:
+    """The metadata file DeepSpeech 0.9 wrote beside an export, for model catalogues:
+    YAML front matter (author, name, version, contact, licence, language, runtime,
+    client versions, URLs to fill in) and the description. Returns its path."""
+    placeholder = "<replace this with {}>"
+    fields = [
+        ("author", exp.export_author_id),
+        ("model_name", exp.export_model_name),
+        ("model_version", exp.export_model_version),
+        ("contact_info", exp.export_contact_info or placeholder.format("a contact")),
+        ("license", exp.export_license),
+        ("language", exp.export_language or placeholder.format("a BCP 47 tag")),
+        ("runtime", "tflite" if exp.export_tflite else "tensorflow"),
+        ("min_ds_version", exp.export_min_ds_version or placeholder.format("a version")),
+        ("max_ds_version", exp.export_max_ds_version or placeholder.format("a version")),
+        ("acoustic_model_url", placeholder.format("the model's public URL")),
+        ("scorer_url", placeholder.format("the scorer's public URL, if any")),
+    ]
+    body = "---\n" + "".join(f"{k}: {v}\n" for k, v in fields) + "---\n"
+    path = model_card_path(exp)
+    atomic_write_text(path, body + exp.export_description + "\n")
+    logging.info("model metadata written to %s: complete it before publishing", path)
+    return path
+
+
+def package_zip(exp: ExportConfig, scorer_path: Optional[str]) -> str:
+    """0.9's --export_zip: copy the scorer into export_dir, zip it as <export_dir>.zip."""
+    export_dir = os.path.abspath(exp.export_dir or "")
+    if scorer_path:
+        shutil.copy(scorer_path, export_dir)
+    archive = shutil.make_archive(export_dir, "zip", export_dir)
+    logging.info("exported packaged model %s", archive)
+    return archive
 
 
 def prepare_export_dir(exp: ExportConfig) -> str:

@@ -215,6 +215,13 @@ class FeatureCache:
         """float32 [n_frames, n_mfcc] of sample ``i`` (a read-only memory map view)."""
         return self._features[self._index[i] : self._index[i + 1]]
 
+    def remove(self) -> None:
+        """Delete the cache files (index first, so no reader trusts a half cache)."""
+        index_path = self.path[: -len(".features.npy")] + ".index.npy"
+        for path in (index_path, self.path):
+            if os.path.exists(path):
+                os.remove(path)
+
     @classmethod
     def open(
         cls,

@@ -162,7 +162,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     F.DEFINE_float(
         "dropout_rate",
         0.05,
-        "dropout rate of the feed-forward layers 1, 2, 3 and 5",
+        "dropout rate of layer 1, and of layers 2, 3 and 5 unless --dropout_rate2, --dropout_rate3 or --dropout_rate6 say otherwise",
         lower_bound=0.0,
         upper_bound=0.99,
         flag_values=flag_values,
@@ -180,7 +180,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     F.DEFINE_integer(
         "epochs",
         75,
-        "how many epochs (complete passes over the training data) to train for",
+        "how many epochs (complete passes over the training data) this invocation trains, as in DeepSpeech 0.9: on a resumed checkpoint, this many more (see --max_epochs for a total)",
         lower_bound=0,
         flag_values=flag_values,
     )
@@ -541,7 +541,231 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     )
     # sphinx-doc: log_flags_end
 
+    _define_ds09_flags(flag_values)
     _register_validators(flag_values)
+
+
+def _define_ds09_flags(flag_values: flags.FlagValues) -> None:
+    """DeepSpeech 0.9.3 flags that the sections above do not define (issue 12).
+
+    Every 0.9.3 flag is accepted with its 0.9 meaning; ``util.config.DS09_IGNORED``
+    and ``util.config.DS09_NOT_YET`` say which ones only warn or are refused for now,
+    and doc/DEEPSPEECH09.rst gives the reasons.
+    """
+    # sphinx-doc: ds09_data_flags_start
+    F.DEFINE_string(
+        "metrics_files",
+        "",
+        "comma-separated list of CSV/SDB files whose CTC loss is computed and reported after each dev pass; unlike --dev_files it never affects the best checkpoint, early stopping or the learning rate",
+        flag_values=flag_values,
+    )
+    F.DEFINE_string(
+        "read_buffer",
+        "1MB",
+        "read buffer size for sample databases (.sdb), with an optional suffix KB, MB, GB or TB (powers of 1024)",
+        flag_values=flag_values,
+    )
+    F.DEFINE_integer(
+        "cache_for_epochs",
+        0,
+        "rebuild the --feature_cache every this many epochs (0 = never; only useful when features change between epochs)",
+        lower_bound=0,
+        flag_values=flag_values,
+    )
+    # sphinx-doc: ds09_data_flags_end
+
+    # sphinx-doc: ds09_model_flags_start
+    F.DEFINE_float(
+        "dropout_rate2",
+        -1.0,
+        "dropout rate of layer 2 (negative = --dropout_rate)",
+        upper_bound=0.99,
+        flag_values=flag_values,
+    )
+    F.DEFINE_float(
+        "dropout_rate3",
+        -1.0,
+        "dropout rate of layer 3 (negative = --dropout_rate)",
+        upper_bound=0.99,
+        flag_values=flag_values,
+    )
+    F.DEFINE_float(
+        "dropout_rate4",
+        0.0,
+        "DeepSpeech 0.9's rate for layer 4 (the LSTM), which 0.9 never applied: accepted, a non-zero value only warns",
+        upper_bound=0.99,
+        flag_values=flag_values,
+    )
+    F.DEFINE_float(
+        "dropout_rate5",
+        0.0,
+        "DeepSpeech 0.9's unused fifth rate (layer 5 takes --dropout_rate6 there and here): accepted, a non-zero value only warns",
+        upper_bound=0.99,
+        flag_values=flag_values,
+    )
+    F.DEFINE_float(
+        "dropout_rate6",
+        -1.0,
+        "dropout rate of layer 5, the dense layer after the LSTM (negative = --dropout_rate; DeepSpeech 0.9's numbering)",
+        upper_bound=0.99,
+        flag_values=flag_values,
+    )
+    F.DEFINE_boolean(
+        "layer_norm",
+        False,
+        "layer normalisation after the clipped ReLU of layers 1, 2, 3 and 5 (DeepSpeech 0.9's --layer_norm); part of the geometry stored in the checkpoint",
+        flag_values=flag_values,
+    )
+    # sphinx-doc: ds09_model_flags_end
+
+    # sphinx-doc: ds09_train_flags_start
+    F.DEFINE_integer(
+        "max_epochs",
+        0,
+        "new: stop once the checkpoint holds this many epochs in all, counting those of earlier runs (0 = no limit); --epochs counts this invocation's epochs only, as in DeepSpeech 0.9",
+        lower_bound=0,
+        flag_values=flag_values,
+    )
+    F.DEFINE_boolean(
+        "force_initialize_learning_rate",
+        False,
+        "start from --learning_rate even when the checkpoint holds a rate lowered by --reduce_lr_on_plateau",
+        flag_values=flag_values,
+    )
+    F.DEFINE_integer(
+        "inter_op_parallelism_threads",
+        0,
+        "TensorFlow threads that run independent ops in parallel (0 = TensorFlow's choice)",
+        lower_bound=0,
+        flag_values=flag_values,
+    )
+    F.DEFINE_integer(
+        "intra_op_parallelism_threads",
+        0,
+        "TensorFlow threads used inside one op (0 = TensorFlow's choice)",
+        lower_bound=0,
+        flag_values=flag_values,
+    )
+    F.DEFINE_boolean(
+        "use_allow_growth",
+        False,
+        "let TensorFlow grow its GPU memory as needed instead of taking it all at start",
+        flag_values=flag_values,
+    )
+    F.DEFINE_boolean(
+        "log_placement",
+        False,
+        "log the device every TensorFlow op runs on",
+        flag_values=flag_values,
+    )
+    # sphinx-doc: ds09_train_flags_end
+
+    # sphinx-doc: ds09_export_flags_start
+    F.DEFINE_integer(
+        "export_batch_size",
+        1,
+        "DeepSpeech 0.9's batch size of the exported graph: the export here takes one utterance per call (0.9's TFLite export forced 1 as well); other values only warn",
+        lower_bound=1,
+        flag_values=flag_values,
+    )
+    F.DEFINE_integer(
+        "n_steps",
+        16,
+        "output frames the streaming export computes per call (stored in the model's metadata; higher means more latency per step)",
+        lower_bound=1,
+        flag_values=flag_values,
+    )
+    F.DEFINE_boolean(
+        "export_zip",
+        False,
+        "export a TFLite model (implies --export_tflite), copy --scorer_path beside it and pack the export directory as <export_dir>.zip",
+        flag_values=flag_values,
+    )
+    F.DEFINE_string(
+        "export_contact_info",
+        "",
+        "public contact information of the model's author (e-mail, issue tracker...), stored in its metadata",
+        flag_values=flag_values,
+    )
+    F.DEFINE_string(
+        "export_min_ds_version",
+        "",
+        "minimum DeepSpeech client version the model works with, stored in its metadata",
+        flag_values=flag_values,
+    )
+    F.DEFINE_string(
+        "export_max_ds_version",
+        "",
+        "maximum DeepSpeech client version the model works with, stored in its metadata",
+        flag_values=flag_values,
+    )
+    # sphinx-doc: ds09_export_flags_end
+
+    # sphinx-doc: ds09_lm_optimizer_flags_start
+    F.DEFINE_integer(
+        "n_trials",
+        2400,
+        "lm_optimizer.py: number of (lm_alpha, lm_beta) trials",
+        lower_bound=1,
+        flag_values=flag_values,
+    )
+    F.DEFINE_float(
+        "lm_alpha_max",
+        5.0,
+        "lm_optimizer.py: largest lm_alpha tried",
+        lower_bound=0.0,
+        flag_values=flag_values,
+    )
+    F.DEFINE_float(
+        "lm_beta_max",
+        5.0,
+        "lm_optimizer.py: largest lm_beta tried",
+        lower_bound=0.0,
+        flag_values=flag_values,
+    )
+    # sphinx-doc: ds09_lm_optimizer_flags_end
+
+    # Implemented by other open issues; until then a non-default value is refused with a
+    # one-line error (or warns where ignoring it is harmless), see util/config.py.
+    # sphinx-doc: ds09_pending_flags_start
+    F.DEFINE_multi_string(
+        "augment",
+        None,
+        "DeepSpeech 0.9's training augmentations, 'operation[param1=value1, ...]' (not available yet: refused)",
+        flag_values=flag_values,
+    )
+    F.DEFINE_integer(
+        "drop_source_layers",
+        0,
+        "DeepSpeech 0.9's transfer learning: re-initialise this many output layers of the loaded checkpoint (not available yet: refused)",
+        lower_bound=0,
+        flag_values=flag_values,
+    )
+    F.DEFINE_boolean(
+        "train_cudnn",
+        False,
+        "DeepSpeech 0.9's cuDNN LSTM for training (checkpoints here are the same for every backend: only warns)",
+        flag_values=flag_values,
+    )
+    F.DEFINE_boolean(
+        "load_cudnn",
+        False,
+        "DeepSpeech 0.9's conversion of a cuDNN checkpoint for CPU use (checkpoints here need none: only warns)",
+        flag_values=flag_values,
+    )
+    F.DEFINE_boolean(
+        "automatic_mixed_precision",
+        False,
+        "DeepSpeech 0.9's mixed-precision training (not available yet: refused)",
+        flag_values=flag_values,
+    )
+    F.DEFINE_boolean(
+        "bytes_output_mode",
+        False,
+        "DeepSpeech 0.9's bytes output mode: the model outputs UTF-8 bytes instead of the alphabet (not available yet: refused)",
+        flag_values=flag_values,
+    )
+    # sphinx-doc: ds09_pending_flags_end
 
 
 def _register_validators(flag_values: flags.FlagValues) -> None:

@@ -9,7 +9,9 @@ Geometry (see doc/TRAINING.rst), per frame t of ``features [B, T, n_input]``:
 5.   a dense clipped-ReLU layer of ``n_hidden``;
 6.   a linear layer to ``n_classes`` = alphabet size + 1, the CTC blank last.
 
-Dropout (training only) follows layers 1, 2, 3 and 5, as in DeepSpeech.
+Dropout (training only) follows layers 1, 2, 3 and 5, as in DeepSpeech, at
+``ModelConfig.dropout_for(layer)`` (0.9's --dropout_rate2/3/6). With ``layer_norm``
+(0.9's --layer_norm) the same layers normalise their clipped-ReLU output first.
 
 Why a hand-written ``tf.Module`` rather than Keras layers: the variables keep
 DeepSpeech's layout (``layer_1/weights [494, n_hidden]``; separate LSTM input and
@@ -25,7 +27,7 @@ from typing import List, Optional, Tuple
 
 import tensorflow as tf
 
-from util.config import ModelConfig
+from util.config import DROPOUT_LAYERS, ModelConfig
 from util.lstm import N_GATES as LSTM_GATES
 from util.lstm import lstm_sequence
 
@@ -47,6 +49,12 @@ class DeepSpeechModel(tf.Module):
         self.lstm = [_LSTMWeights(init, h, h, f"lstm_{d}") for d in directions]
         self.layer_5 = _Dense(init, h * len(directions), h, "layer_5")
         self.layer_6 = _Dense(init, h, n_classes, "layer_6")
+        # Created only with layer_norm, so other checkpoints keep their variables.
+        self.norms = (
+            {n: _LayerNorm(h, f"layer_{n}_norm") for n in DROPOUT_LAYERS}
+            if cfg.layer_norm
+            else {}
+        )
 
     @property
     def n_directions(self) -> int:
@@ -122,15 +130,16 @@ class DeepSpeechModel(tf.Module):
 
     def _activate(self, x, training, dropout_seed, layer: int) -> tf.Tensor:
         x = tf.minimum(tf.nn.relu(x), self.cfg.relu_clip)
-        if training and self.cfg.dropout_rate > 0:
+        if self.norms:
+            x = self.norms[layer](x)
+        rate = self.cfg.dropout_for(layer)
+        if training and rate > 0:
             if dropout_seed is None:
                 raise ValueError("training with dropout needs a dropout_seed")
             seed = tf.cast(dropout_seed, tf.int32) + tf.constant(
                 [0, layer * 7919], tf.int32
             )
-            x = tf.nn.experimental.stateless_dropout(
-                x, self.cfg.dropout_rate, seed=seed
-            )
+            x = tf.nn.experimental.stateless_dropout(x, rate, seed=seed)
         return x
 
 
@@ -164,6 +173,24 @@ class _Dense(tf.Module):
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         """[..., n_in] -> [..., n_out]; one matmul over all batch and time positions."""
         return tf.tensordot(x, self.weights, axes=1) + self.bias
+
+
+class _LayerNorm(tf.Module):
+    """Layer normalisation over the last axis (DeepSpeech 0.9's --layer_norm)."""
+
+    EPSILON = 1e-6  # added to the variance; keeps all-zero (clipped) rows finite
+
+    def __init__(self, n: int, name: str):
+        super().__init__(name=name)
+        with self.name_scope:
+            self.gamma = tf.Variable(tf.ones([n]), name="gamma")
+            self.beta = tf.Variable(tf.zeros([n]), name="beta")
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+        return (x - mean) * tf.math.rsqrt(variance + self.EPSILON) * self.gamma + (
+            self.beta
+        )
 
 
 class _LSTMWeights(tf.Module):

@@ -95,7 +95,8 @@ def load_sets(
 
 
 def train(session: Session) -> TrainResult:
-    """Run ``--epochs`` epochs from wherever the checkpoints say we are."""
+    """Run ``--epochs`` more epochs (0.9's meaning; at most ``--max_epochs`` in all)
+    from wherever the checkpoints say we are."""
     cfg = session.config
     train_sets = load_sets(
         cfg.data.train_files, cfg, session.alphabet, cfg.data.limit_train
@@ -106,14 +107,20 @@ def train(session: Session) -> TrainResult:
             f"no usable training samples in {', '.join(cfg.data.train_files)}"
         )
     dev_sets = load_sets(cfg.data.dev_files, cfg, session.alphabet, cfg.data.limit_dev)
+    metric_sets = load_sets(cfg.data.metrics_files, cfg, session.alphabet, 0)
     session.checkpoints.restore_for_training()
+    if cfg.train.force_initialize_learning_rate:  # DeepSpeech 0.9's flag
+        session.optimizer.learning_rate.assign(cfg.train.learning_rate)
     cache = _open_cache(cfg, samples)
     writer, dev_writer = _summary_writers(cfg, session.checkpoints.is_chief)
     state = session.state
     train_loss, stopped = float("nan"), False
-    for epoch in range(int(state.epoch.numpy()), cfg.train.epochs):
+    first = int(state.epoch.numpy())
+    for epoch in range(first, cfg.train.last_epoch(first)):
+        cache = _refresh_cache(cfg, samples, cache, epoch - first)
         train_loss = _train_epoch(session, samples, cache, epoch, writer)
         dev_loss = _dev_epoch(session, dev_sets, epoch, dev_writer)
+        _metrics_epoch(session, metric_sets, epoch, dev_writer)
         stopped = _end_epoch(session, epoch, train_loss, dev_loss)
         if stopped:
             break
@@ -267,6 +274,30 @@ def _dev_epoch(
         if n:
             total, count = total + loss * n, count + n
     return total / count if count else None
+
+
+def _metrics_epoch(
+    session: Session, metric_sets: Sequence[SampleSet], epoch: int, writer
+) -> None:
+    """0.9's --metrics_files: loss reported, never used for best/early stop/LR."""
+    for sample_set in metric_sets:
+        loss, _ = dev_loss_of(
+            session, sample_set, session.config.data.dev_batch_size, False
+        )
+        logging.info("Epoch %d | metrics loss %.6f on %s", epoch, loss, sample_set.name)
+        scalar_summary(writer, f"metrics_loss/{sample_set.name}", loss, session.state.epoch)
+
+
+def _refresh_cache(
+    cfg: Config, samples: Sequence[Sample], cache: Optional[FeatureCache], done: int
+) -> Optional[FeatureCache]:
+    """0.9's --cache_for_epochs: rebuild the feature cache every N epochs of a run."""
+    every = cfg.data.cache_for_epochs
+    if cache is None or not every or not done or done % every:
+        return cache
+    logging.info("--cache_for_epochs %d: rebuilding the feature cache", every)
+    cache.remove()
+    return _open_cache(cfg, samples)
 
 
 def _end_epoch(

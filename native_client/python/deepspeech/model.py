@@ -33,7 +33,7 @@ from ._runtime import TFLiteModel
 from .errors import DeepSpeechError
 from .metadata import CandidateTranscript, Metadata
 
-STREAM_STEPS = 16  # output frames per ``stream`` call (DeepSpeech's n_steps)
+STREAM_STEPS = 16  # output frames per ``stream`` call (DeepSpeech's n_steps default)
 
 
 class Model:
@@ -267,6 +267,8 @@ class Stream:
             n_context = int(model.metadata["model"]["n_context"])
             n_hidden = int(model.metadata["model"]["n_hidden"])
             self._n_context = n_context
+            # The export's --n_steps (DeepSpeech 0.9's flag); older exports: 16.
+            self._steps = int(model.metadata.get("stream_steps", STREAM_STEPS))
             self._frames = np.zeros((n_context, model._n_mfcc), np.float32)
             self._state = (np.zeros(n_hidden, np.float32),) * 2
             self._decoder = _decoding.streaming_decoder(model.alphabet, self._settings)
@@ -295,14 +297,14 @@ class Stream:
         frames, used = self._model._features(samples)
         self._samples = samples[used:]
         self._frames = np.concatenate([self._frames, frames])
-        chunk = STREAM_STEPS + 2 * self._n_context
+        chunk = self._steps + 2 * self._n_context
         while len(self._frames) >= chunk:
             probs, self._state = self._model._stream_step(
                 self._frames[:chunk], self._state
             )
             self._probs.append(probs)
             self._decoder.feed(probs)
-            self._frames = self._frames[STREAM_STEPS:]
+            self._frames = self._frames[self._steps :]
 
     def _flush_probs(self) -> np.ndarray:
         """Probabilities of the frames waiting for look-ahead, zero-padded.
