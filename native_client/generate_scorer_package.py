@@ -8,7 +8,8 @@
 DeepSpeech's ``generate_scorer_package`` flags. The package records the alphabet, so a
 model with another alphabet refuses it instead of decoding garbage; see
 ``native_client/ctcdecode/scorer_package.py`` for the format and doc/SCORER.rst for
-the whole LM pipeline.
+the whole LM pipeline. ``--package_format deepspeech-0.9`` writes DeepSpeech 0.9's own
+format instead (native_client/ctcdecode/ds09_scorer.py), which a 0.9 client loads.
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ from ctcdecode import (  # noqa: E402
     load_alphabet,
 )
 from ctcdecode.scorer_package import (  # noqa: E402
+    KIND_DS09,
+    KIND_NATIVE,
     ScorerError,
     read_scorer_package,
+    write_ds09_package,
     write_scorer_package,
 )
 
@@ -71,9 +75,19 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         action="store_true",
         help="the model outputs UTF-8 bytes (no --alphabet needed)",
     )
+    parser.add_argument(
+        "--package_format",
+        choices=(KIND_NATIVE, KIND_DS09),
+        default=KIND_NATIVE,
+        help="native: this project's checked format (records the alphabet); "
+        "deepspeech-0.9: DeepSpeech 0.9's format, for 0.9 clients (needs an LM built "
+        "with build_binary -v, as data/lm/generate_lm.py does)",
+    )
     args = parser.parse_args(argv)
     if not args.alphabet and not args.force_bytes_output_mode:
         parser.error("give --alphabet, or --force_bytes_output_mode for a bytes model")
+    if args.package_format == KIND_DS09 and args.force_bytes_output_mode:
+        parser.error("bytes output mode is not available yet for DeepSpeech 0.9 scorers")
     return args
 
 
@@ -85,16 +99,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         else:
             alphabet = load_alphabet(args.alphabet)
         vocab = read_vocab(args.vocab)
-        write_scorer_package(
-            args.package,
-            args.lm,
-            vocab,
-            alphabet,
-            args.default_alpha,
-            args.default_beta,
-            isinstance(alphabet, UTF8Alphabet),
-        )
-        package = read_scorer_package(args.package)  # proves it loads back
+        if args.package_format == KIND_DS09:
+            write_ds09_package(
+                args.package,
+                args.lm,
+                vocab,
+                alphabet,
+                args.default_alpha,
+                args.default_beta,
+            )
+        else:
+            write_scorer_package(
+                args.package,
+                args.lm,
+                vocab,
+                alphabet,
+                args.default_alpha,
+                args.default_beta,
+                isinstance(alphabet, UTF8Alphabet),
+            )
+        # proves it loads back
+        package = read_scorer_package(args.package, alphabet=alphabet)
     except (ScorerError, AlphabetError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

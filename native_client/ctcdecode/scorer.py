@@ -20,11 +20,17 @@ from flashlight.lib.text.decoder.kenlm import KenLM
 from flashlight.lib.text.dictionary import Dictionary
 
 from .alphabet import Alphabet, UTF8Alphabet
-from .scorer_package import ScorerError, check_alphabet, read_scorer_package
+from .scorer_package import (
+    KIND_DS09,
+    ScorerError,
+    check_alphabet,
+    read_scorer_package,
+)
 
 LOG10_TO_LN = math.log(10.0)  # ln P = log10 P * ln(10); KenLM scores are log10
 _SPECIAL_WORDS = frozenset(("<s>", "</s>", "<unk>"))
 _UNK = "<unk>"
+_VOCAB_CHECK_WORDS = 500  # words of a 0.9 package looked up in its LM at load time
 
 
 class Scorer:
@@ -52,8 +58,10 @@ class Scorer:
         scorer_path: str,
         alphabet: Alphabet,
     ) -> None:
-        package = read_scorer_package(scorer_path)
+        package = read_scorer_package(scorer_path, alphabet=alphabet)
         check_alphabet(package, alphabet)
+        if package.kind == KIND_DS09:
+            _check_words_in_lm(package.lm_path, package.vocab)
         if package.bytes_output_mode:
             raise ScorerError(
                 f"scorer {scorer_path!r} is a bytes output mode scorer; this decoder "
@@ -131,6 +139,33 @@ class Scorer:
         state = dict(self.__dict__)
         state["_parts"] = None  # flashlight objects cannot be pickled
         return state
+
+
+def _check_words_in_lm(lm_path: str, vocab: Sequence[str]) -> None:
+    """Raise unless most words of a DeepSpeech 0.9 package are known to its LM.
+
+    A 0.9 package stores words as alphabet labels. Read with another alphabet of the
+    same size and space position, the labels spell other words, which the LM does not
+    know: they all score exactly like ``<unk>`` (DeepSpeech 0.9 decoded garbage then).
+    """
+    if not vocab:
+        raise ScorerError(f"scorer {lm_path!r} has an empty vocabulary")
+    step = max(1, len(vocab) // _VOCAB_CHECK_WORDS)
+    sample = [w for w in vocab[::step] if w not in _SPECIAL_WORDS]
+    words = Dictionary()
+    words.add_entry(_UNK)
+    for word in sample:
+        words.add_entry(word)
+    lm = KenLM(lm_path, words)
+    start = lm.start(False)
+    unknown_score = lm.score(start, words.get_index(_UNK))[1]
+    unknown = [w for w in sample if lm.score(start, words.get_index(w))[1] == unknown_score]
+    if len(unknown) * 2 > len(sample):
+        raise ScorerError(
+            f"scorer {lm_path!r}: {len(unknown)} of {len(sample)} vocabulary words "
+            f"spelled with the model's alphabet are unknown to its language model "
+            f"(e.g. {unknown[:3]}); it was built for another alphabet"
+        )
 
 
 class _LMParts:

@@ -22,6 +22,12 @@ KenLM can only load a model from a path, so reading extracts the LM into a cache
 the LM's SHA-256. It is written to a temporary name and renamed, so a reader never sees
 a half-written LM, and it is reused as long as the package holds the same LM (rewriting
 the defaults with ``lm_optimizer.py`` keeps it).
+
+DeepSpeech 0.9's own packages (a KenLM binary followed by a vocabulary trie, see
+ds09_scorer.py) are read too: :func:`read_scorer_package` recognises them by their
+KenLM start, recovers the word list from the trie with the model's alphabet (0.9
+packages record none) and returns the same :class:`ScorerPackage`, whose ``lm_path``
+is then the package itself (KenLM loads it as is).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from typing import BinaryIO, Dict, List, Optional, Sequence, Tuple
 
 from absl import logging
 
+from . import ds09_scorer
 from .alphabet import (
     _LINE_BREAK,
     UTF8_MARKER,
@@ -48,6 +55,8 @@ from .alphabet import (
 
 MAGIC = b"DSSCORER"
 FORMAT_VERSION = 1
+KIND_NATIVE = "native"
+KIND_DS09 = "deepspeech-0.9"  # DeepSpeech 0.9 package (ds09_scorer.py)
 _PREFIX = struct.Struct("<8sIQ")  # magic, format version, header length
 _U64 = struct.Struct("<Q")
 _DIGEST_SIZE = 32  # bytes of the SHA-256 trailer
@@ -91,7 +100,8 @@ class ScorerPackage:
     default_beta: float
     bytes_output_mode: bool
     format_version: int
-    lm_sha256: str
+    lm_sha256: str  # empty for 0.9 packages (their LM is not extracted)
+    kind: str = KIND_NATIVE  # or KIND_DS09
 
 
 def write_scorer_package(
@@ -163,17 +173,25 @@ def write_scorer_package(
     )
 
 
-def read_scorer_package(path: str, cache_dir: Optional[str] = None) -> ScorerPackage:
+def read_scorer_package(
+    path: str, cache_dir: Optional[str] = None, alphabet: Optional[Alphabet] = None
+) -> ScorerPackage:
     """Read and verify ``path``; extract its LM unless an identical cache file exists.
 
     Args:
-        path: a file written by :func:`write_scorer_package`.
+        path: a file written by :func:`write_scorer_package`, or a DeepSpeech 0.9
+            package.
         cache_dir: where to put the extracted LM; default: next to ``path``, or
             ``<tempdir>/ctcdecode-scorers`` when that directory is not writable.
+        alphabet: the model's alphabet; needed to read a DeepSpeech 0.9 package, whose
+            vocabulary is stored as alphabet labels.
 
     Raises:
-        ScorerError: missing, not a scorer, newer format, truncated or corrupted.
+        ScorerError: missing, not a scorer, newer format, truncated or corrupted; a
+            0.9 package without ``alphabet`` or built for another alphabet.
     """
+    if ds09_scorer.is_ds09_scorer(path):
+        return _read_ds09_package(path, alphabet)
     try:
         fin = open(path, "rb")
     except OSError as err:
@@ -203,6 +221,80 @@ def read_scorer_package(path: str, cache_dir: Optional[str] = None) -> ScorerPac
         format_version=version,
         lm_sha256=header["lm_sha256"],
     )
+
+
+def _read_ds09_package(path: str, alphabet: Optional[Alphabet]) -> ScorerPackage:
+    """A DeepSpeech 0.9 package as a ScorerPackage spelled with ``alphabet``."""
+    if alphabet is None:
+        raise ScorerError(
+            f"{path!r} is a DeepSpeech 0.9 scorer, which records no alphabet: read it "
+            "with the model's alphabet"
+        )
+    try:
+        package = ds09_scorer.read_ds09_scorer(path, alphabet.space_index)
+        if package.utf8_mode:
+            raise ScorerError(
+                f"scorer {path!r} is a DeepSpeech 0.9 bytes output mode scorer; bytes "
+                "output mode is not available yet (doc/DEEPSPEECH09.rst)"
+            )
+        ds09_scorer.check_labels(package, alphabet.size())
+    except ds09_scorer.DS09ScorerError as err:
+        raise ScorerError(str(err)) from err
+    except OSError as err:
+        raise ScorerError(
+            f"cannot open scorer {path!r} ({err.strerror}); check --scorer_path"
+        ) from err
+    return ScorerPackage(
+        path=path,
+        lm_path=path,
+        vocab=tuple(alphabet.decode(w) for w in package.words),
+        alphabet=alphabet,
+        alphabet_sha256=alphabet.sha256(),
+        default_alpha=package.default_alpha,
+        default_beta=package.default_beta,
+        bytes_output_mode=False,
+        format_version=ds09_scorer.TRIE_VERSION,
+        lm_sha256="",
+        kind=KIND_DS09,
+    )
+
+
+def write_ds09_package(
+    path: str,
+    lm_binary_path: str,
+    vocab: Sequence[str],
+    alphabet: Alphabet,
+    default_alpha: float,
+    default_beta: float,
+) -> int:
+    """Write ``path`` in DeepSpeech 0.9's format, for 0.9 clients; returns the number
+    of words stored (0.9 too leaves out words the alphabet cannot spell).
+
+    Raises:
+        ScorerError: a bytes alphabet or one without space, an LM that is not a
+            KenLM binary built with ``-v``, or no spellable word.
+    """
+    if isinstance(alphabet, UTF8Alphabet) or alphabet.space_index is None:
+        raise ScorerError(
+            "a DeepSpeech 0.9 word scorer needs an alphabet with a space symbol"
+        )
+    words = [w for w in _clean_vocab(vocab) if w not in ("<s>", "</s>", "<unk>")]
+    _warn_unspellable(words, alphabet)
+    spelled = [alphabet.encode(w) for w in words if alphabet.can_encode(w)]
+    if not spelled:
+        raise ScorerError("no vocabulary word can be spelled with the alphabet")
+    try:
+        ds09_scorer.write_ds09_scorer(
+            path,
+            lm_binary_path,
+            spelled,
+            alphabet.space_index,
+            default_alpha,
+            default_beta,
+        )
+    except ds09_scorer.DS09ScorerError as err:
+        raise ScorerError(str(err)) from err
+    return len(spelled)
 
 
 def check_alphabet(package: ScorerPackage, alphabet: Alphabet) -> None:
@@ -236,7 +328,14 @@ def rewrite_defaults(path: str, default_alpha: float, default_beta: float) -> No
     """Replace the default alpha/beta of the scorer at ``path``, keeping the rest.
 
     The LM comes from the extraction cache, so the cache stays valid afterwards.
+    A DeepSpeech 0.9 package keeps its format: only its two header numbers change.
     """
+    if ds09_scorer.is_ds09_scorer(path):
+        try:
+            ds09_scorer.rewrite_ds09_defaults(path, default_alpha, default_beta)
+        except ds09_scorer.DS09ScorerError as err:
+            raise ScorerError(str(err)) from err
+        return
     package = read_scorer_package(path)
     write_scorer_package(
         path,
@@ -342,9 +441,9 @@ def _read_header(
     start = fin.read(_PREFIX.size)
     if len(start) < len(MAGIC) or start[: len(MAGIC)] != MAGIC:
         raise ScorerError(
-            f"{path!r} is not a scorer package (no {MAGIC!r} magic); build one "
-            "with native_client/generate_scorer_package.py (DeepSpeech 0.9 .scorer "
-            "files are not supported)"
+            f"{path!r} is not a scorer package (neither this project's {MAGIC!r} "
+            "magic nor a DeepSpeech 0.9 package's KenLM start); build one with "
+            "native_client/generate_scorer_package.py"
         )
     if len(start) < _PREFIX.size:
         raise _truncated(path, "prefix")
