@@ -277,8 +277,8 @@ def test_cli_json_and_directories(random_models, repo_root, tmp_path, capsys):
                 path,
                 "--audio",
                 data,
-                "--json",
-                "--extended",
+                "--jsonl",
+                "--word_timings",
                 "--candidate_transcripts",
                 "2",
                 "--threads",
@@ -325,7 +325,7 @@ def test_cli_batches_several_files_in_input_order(
         return batch_decoder(*args)
 
     monkeypatch.setattr(cli._decoding, "batch_decoder", recording_batch_decoder)
-    base = ["--model", path, "--json", "--candidate_transcripts", "2"]
+    base = ["--model", path, "--jsonl", "--candidate_transcripts", "2"]
     assert cli.main([*base, "--threads", "2", "--audio", *files]) == 0
     batched = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert pools == [2]

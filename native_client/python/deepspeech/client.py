@@ -2,8 +2,14 @@
 
     deepspeech --model output_graph.tflite --scorer kenlm.scorer --audio a.wav b.flac
 
-One line per file (``path: transcript`` when several), or one JSON object per file
-with ``--json``, in input order. Directories are searched for wav/flac/mp3/ogg files.
+One line per file (``path: transcript`` when several), in input order. Directories are
+searched for wav/flac/mp3/ogg files. ``--extended`` and ``--json`` print exactly what
+DeepSpeech 0.9's client printed (the transcript rebuilt from the metadata's tokens; an
+indented ``{"transcripts": [{"confidence", "words": [{"word", "start_time",
+"duration"}]}]}`` document per file with ``--candidate_transcripts`` candidates).
+``--jsonl`` prints one richer JSON object per line and file (file, duration,
+transcript, candidates, and with ``--word_timings`` word start/end times);
+``--word_timings`` alone prints ``word[start-end]`` text.
 
 Several files use every core (``--threads``, default one per core): threads read the
 files and run the model (the TFLite interpreter releases the GIL while it runs, one
@@ -47,10 +53,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lm_alpha", type=float, help="LM weight (default: the scorer's)")
     p.add_argument("--lm_beta", type=float, help="word bonus (default: the scorer's)")
     p.add_argument("--hot_words", help="word:boost[,word:boost...] (needs --scorer)")
-    p.add_argument("--json", action="store_true", help="one JSON object per file")
+    p.add_argument("--json", action="store_true",
+                   help="DeepSpeech 0.9's JSON: candidates with word timings")
     p.add_argument("--candidate_transcripts", type=int, default=3,
-                   help="with --json: number of candidates")  # fmt: skip
-    p.add_argument("--extended", action="store_true", help="word timings in the output")
+                   help="with --json/--jsonl: number of candidates")
+    p.add_argument("--extended", action="store_true",
+                   help="DeepSpeech 0.9's output from the extended metadata")
+    p.add_argument("--jsonl", action="store_true",
+                   help="one JSON object per line and file (file, duration, "
+                        "transcript, candidates)")
+    p.add_argument("--word_timings", action="store_true",
+                   help="word start/end times: word[start-end] text, or 'words' "
+                        "in --jsonl objects")  # fmt: skip
     p.add_argument("--stream", type=int, metavar="CHUNK",
                    help="feed the audio in chunks of CHUNK samples")  # fmt: skip
     p.add_argument("--threads", type=int, default=None,
@@ -83,7 +97,9 @@ def _hot_words(model: Model, spec: Optional[str]) -> None:
 
 
 def _n_results(args: argparse.Namespace) -> int:
-    return args.candidate_transcripts if args.json else 1
+    if args.extended:  # 0.9: --extended wins over --json and decodes one candidate
+        return 1
+    return args.candidate_transcripts if args.json or args.jsonl else 1
 
 
 def _transcribe(model: Model, path: str, args: argparse.Namespace) -> Dict[str, Any]:
@@ -142,20 +158,69 @@ def _result(path: str, duration: float, meta: Metadata) -> Dict[str, Any]:
         "transcript": best.text,
         "words": best.to_dict()["words"],
         "transcripts": [t.to_dict() for t in meta.transcripts],
+        "metadata": meta,
     }
 
 
+def upstream_words(candidate: Any) -> List[Dict[str, Any]]:
+    """Words as DeepSpeech 0.9's client.py listed them (words_from_candidate_transcript).
+
+    A word runs from its first token to the next space token, or to the last token;
+    its duration is the start of that closing token minus its own start (never
+    negative), rounded to 4 places. A closing space with no word before it gives an
+    empty word, as there. (Our own ``--word_timings`` end a word with its last frame.)
+    """
+    words: List[Dict[str, Any]] = []
+    word, start = "", 0  # an int, as there: an empty word prints "start_time": 0
+    tokens = candidate.tokens
+    for i, token in enumerate(tokens):
+        if token.text != " ":
+            if not word:
+                start = token.start_time
+            word += token.text
+        if token.text == " " or i == len(tokens) - 1:
+            duration = max(token.start_time - start, 0)
+            words.append(
+                {"word": word, "start_time": round(start, 4),
+                 "duration": round(duration, 4)}
+            )  # fmt: skip
+            word, start = "", 0
+    return words
+
+
+def upstream_json(meta: Metadata) -> str:
+    """DeepSpeech 0.9 client.py's ``--json`` document (metadata_json_output)."""
+    return json.dumps(
+        {
+            "transcripts": [
+                {"confidence": t.confidence, "words": upstream_words(t)}
+                for t in meta.transcripts
+            ]
+        },
+        indent=2,
+    )
+
+
 def _format(result: Dict[str, Any], args: argparse.Namespace, several: bool) -> str:
+    meta = result.pop("metadata")
+    if args.extended:  # 0.9: the transcript rebuilt from the first candidate's tokens
+        return _prefixed(result, meta.transcripts[0].text, several)
     if args.json:
-        if not args.extended:
+        return _prefixed(result, upstream_json(meta), several)
+    if args.jsonl:
+        if not args.word_timings:
             result = {k: v for k, v in result.items() if k != "words"}
         return json.dumps(result, ensure_ascii=False)
     text = result["transcript"]
-    if args.extended:
+    if args.word_timings:
         text = " ".join(
             f"{w['word']}[{w['start_time']:.2f}-{w['start_time'] + w['duration']:.2f}]"
             for w in result["words"]
         )
+    return _prefixed(result, text, several)
+
+
+def _prefixed(result: Dict[str, Any], text: str, several: bool) -> str:
     return f"{result['file']}: {text}" if several else text
 
 
@@ -196,7 +261,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"Loaded model in {time.perf_counter() - start:.3f}s.", file=sys.stderr)
         for result in _transcribe_all(model, files, args, workers):
             print(_format(result, args, len(files) > 1), flush=True)
-    except (DeepSpeechError, ValueError, OSError) as err:
+    except (DeepSpeechError, ValueError, OSError, RuntimeError) as err:
+        # RuntimeError: libsndfile's errors (an unreadable or missing audio file)
         print(f"deepspeech: error: {err}", file=sys.stderr)
         return 1
     return 0
