@@ -14,9 +14,9 @@ import sys
 import numpy as np
 import pytest
 
-from native_client.ctcdecode import Alphabet, Scorer, ctc_beam_search_decoder
-from native_client.ctcdecode import ds09_scorer
-from native_client.ctcdecode.scorer_package import (
+from ctcdecode import Alphabet, Scorer, ctc_beam_search_decoder
+from ctcdecode import ds09_scorer
+from ctcdecode.scorer_package import (
     KIND_DS09,
     ScorerError,
     read_scorer_package,
@@ -104,7 +104,7 @@ def test_decodes_exactly_as_the_native_package(alphabet, tmp_path):
 
 def test_training_side_loads_it(alphabet):
     from util.config import DecoderConfig
-    from util.inference import load_scorer
+    from util.evaluate import load_scorer
 
     scorer = load_scorer(DecoderConfig(scorer_path=UPSTREAM), alphabet)
     assert scorer.alpha == 0.75 and len(scorer.vocab) == 3540
@@ -189,7 +189,7 @@ def test_rewrite_defaults_keeps_the_09_format(alphabet, tmp_path):
 
 
 def test_generate_scorer_package_writes_09_format(repo_root, alphabet, tmp_path):
-    from kenlm_helpers import build_tiny_lm
+    from helpers import build_tiny_lm
 
     lm_dir = build_tiny_lm(tmp_path.parent)
     (vocab,) = lm_dir.glob("vocab-*.txt")
