@@ -18,6 +18,18 @@ Train on shards by passing them (or a glob) wherever a CSV goes:
 ``--train_files 'data/shards/train-*.tfrecord',extra.csv``.
 
 ``to-csv`` writes every audio record back as a WAV plus ``<--csv_name>``.
+
+DeepSpeech 0.9's command line works too (no sub-command): combine CSV and ``.sdb``
+sources into one sample database or CSV, shortest samples first, as 0.9 did::
+
+    bin/data_set_tool.py train.csv more.sdb train.sdb --audio-type opus --workers 4
+    bin/data_set_tool.py train.sdb train_wavs.csv
+
+``--audio-type opus|wav`` (default opus; needs libopus and opuslib), ``--bitrate``,
+``--workers``, ``--unlabeled`` (audio only) and ``--absolute-paths`` (CSV targets) keep
+their 0.9 meaning. A CSV target gets its WAVs in a directory named after it (which must
+not exist yet). ``--augment`` and ``.tar``/``.tgz`` targets are not available here.
+Train on a database by passing it wherever a CSV goes (doc/DATA.rst).
 """
 
 import argparse
@@ -30,11 +42,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from ctcdecode import load_alphabet  # noqa: E402
 from util import tfrecords  # noqa: E402
-from util.audio import read_audio, write_wav  # noqa: E402
+from util.audio import audio_info, read_audio, write_wav  # noqa: E402
 from util.config import FeatureConfig  # noqa: E402
 from util.importing import shards  # noqa: E402
 from util.importing.importers import write_csv  # noqa: E402
-from util.samples import Sample, read_sample_set  # noqa: E402
+from util.progress import Progress  # noqa: E402
+from util.sample_collections import (  # noqa: E402
+    AUDIO_TYPE_OPUS,
+    AUDIO_TYPE_WAV,
+    SDBReader,
+    SDBWriter,
+    audio_header,
+    decode_audio,
+    encode_audio,
+    is_sdb,
+)
+from util.samples import Sample, _read_rows, read_sample_set  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -136,7 +159,119 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# -- DeepSpeech 0.9's command line --------------------------------------------------
+
+DS09_AUDIO_TYPES = {"opus": AUDIO_TYPE_OPUS, "wav": AUDIO_TYPE_WAV}
+
+
+def build_ds09_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Tool for building a combined SDB or CSV sample-set from other "
+        "sets (DeepSpeech 0.9's arguments)"
+    )
+    parser.add_argument("sources", nargs="+", help="source CSV and/or SDB files")
+    parser.add_argument("target", help="SDB or CSV file to create")
+    parser.add_argument("--audio-type", default="opus", choices=sorted(DS09_AUDIO_TYPES))
+    parser.add_argument("--bitrate", type=int, help="bitrate of lossy (opus) samples")
+    parser.add_argument("--workers", type=int, default=None, help="encoding threads")
+    parser.add_argument("--unlabeled", action="store_true", help="audio only")
+    parser.add_argument("--absolute-paths", action="store_true",
+                        help="CSV targets: absolute sample paths")  # fmt: skip
+    parser.add_argument("--augment", action="append", help="(not available)")
+    parser.add_argument("--include", action="append", help="(.tar targets only)")
+    return parser
+
+
+def _ds09_items(sources: Sequence[str], labeled: bool) -> List[tuple]:
+    """(duration s, source, key, transcript) of every sample, shortest first."""
+    items = []
+    for source in sources:
+        if is_sdb(source):
+            with SDBReader(source) as reader:
+                if labeled and reader.transcript_column is None:
+                    raise ValueError(f"{source}: no transcripts (use --unlabeled)")
+                for entry in reader:
+                    rate, _, n = audio_header(entry.audio, reader.audio_type, source)
+                    items.append((n / rate, source, entry.index, entry.transcript))
+        else:
+            for row in _read_rows(source, 0):
+                info = audio_info(row.wav_filename)
+                items.append((info.duration_s, source, row.wav_filename, row.transcript))
+    return sorted(items, key=lambda item: item[0])
+
+
+def _ds09_audio(item: tuple, audio_type: str, bitrate: Optional[int]) -> bytes:
+    """The sample's audio as ``audio_type`` bytes (copied when already so)."""
+    _, source, key, _ = item
+    if is_sdb(source):
+        with SDBReader(source) as reader:
+            audio = reader[key].audio
+            if reader.audio_type == audio_type and bitrate is None:
+                return audio
+            data, rate = decode_audio(audio, reader.audio_type, f"{source}:{key}")
+    else:
+        rate = audio_info(key).sample_rate
+        data, _ = read_audio(key, rate)
+        data = data[:, None]
+    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    return encode_audio(mono, rate, audio_type, bitrate)
+
+
+def build_ds09(args: argparse.Namespace) -> str:
+    """Write ``args.target`` (.sdb or .csv) from ``args.sources``; returns it."""
+    if args.augment:
+        raise ValueError("--augment: data augmentation is not available yet")
+    extension = os.path.splitext(args.target)[1].lower()
+    if extension not in (".sdb", ".csv"):
+        raise ValueError(
+            f"target {args.target!r}: only .sdb and .csv targets are available "
+            "(0.9's .tar/.tar.gz/.tgz targets are not)"
+        )
+    audio_type = AUDIO_TYPE_WAV if extension == ".csv" else DS09_AUDIO_TYPES[args.audio_type]
+    items = _ds09_items(args.sources, not args.unlabeled)
+    progress = Progress("data_set_tool", len(items), sys.stderr.isatty())
+    with ThreadPoolExecutor(args.workers or os.cpu_count() or 1) as pool:
+        audios = pool.map(lambda it: _ds09_audio(it, audio_type, args.bitrate), items)
+        if extension == ".sdb":
+            with SDBWriter(args.target, audio_type, labeled=not args.unlabeled) as out:
+                for done, (item, audio) in enumerate(zip(items, audios), 1):
+                    out.add(audio, None if args.unlabeled else item[3])
+                    progress.update(done)
+        else:
+            _write_ds09_csv(args, items, audios, progress)
+    progress.finish()
+    print(f"wrote {args.target} ({len(items)} samples)")
+    return args.target
+
+
+def _write_ds09_csv(args, items, audios, progress) -> None:
+    """0.9's CSVWriter: WAVs in <dir>/<stem>/sampleNNNNNNNN.wav beside the CSV."""
+    base = os.path.dirname(os.path.abspath(args.target))
+    wav_dir = os.path.join(base, os.path.splitext(os.path.basename(args.target))[0])
+    if os.path.exists(wav_dir):
+        raise ValueError(f"{wav_dir!r} already exists")
+    os.makedirs(wav_dir)
+    rows = []
+    for done, (item, audio) in enumerate(zip(items, audios), 1):
+        wav = os.path.join(wav_dir, f"sample{done - 1:08d}.wav")
+        with open(wav, "wb") as out:
+            out.write(audio)
+        name = wav if args.absolute_paths else os.path.relpath(wav, base)
+        rows.append((name, len(audio), "" if args.unlabeled else item[3]))
+        progress.update(done)
+    write_csv(args.target, rows)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first is not None and first not in ("to-tfrecord", "to-csv"):
+        try:
+            build_ds09(build_ds09_parser().parse_args(argv))
+        except (ValueError, OSError) as err:
+            print(f"data_set_tool: {err}", file=sys.stderr)
+            return 1
+        return 0
     args = build_parser().parse_args(argv)
     try:
         if args.command == "to-tfrecord":

@@ -104,6 +104,17 @@ def read_audio(path: str, sample_rate: int) -> Tuple[np.ndarray, Conversion]:
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     data, source_rate = _decode(path)  # [n, channels] float32
+    return convert_samples(data, source_rate, sample_rate, path)
+
+
+def convert_samples(
+    data: np.ndarray, source_rate: int, sample_rate: int, path: str
+) -> Tuple[np.ndarray, Conversion]:
+    """:func:`read_audio`'s conversions of decoded audio ``data [n, channels]`` float32
+    at ``source_rate`` (downmix, resample, int16 grid); ``path`` names it in errors.
+
+    Also used for audio that is not a file of its own (``.sdb`` sample databases).
+    """
     n_samples, n_channels = data.shape
     if n_samples == 0 or n_channels == 0:
         raise AudioError(f"audio file {path!r} contains no samples; remove it")

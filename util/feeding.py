@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from util import sample_collections
 from util.audio import read_audio
 from util.config import FeatureConfig
 from util.features import compute_mfcc
@@ -164,6 +165,8 @@ def _audio_loader(samples: Sequence[Sample], cfg: FeatureConfig) -> Any:
         path = paths[int(index)]
         if file_of(path) != path:  # a TFRecord reference "<shard>#<offset>"
             return read_record_audio(path, cfg.audio_sample_rate)
+        if sample_collections.split_ref(path):  # a 0.9 .sdb sample "<db>.sdb:<n>"
+            return sample_collections.read_sdb_audio(path, cfg.audio_sample_rate)
         audio, _ = read_audio(path, cfg.audio_sample_rate)
         return np.asarray(audio, dtype=np.float32)
 
@@ -289,7 +292,9 @@ def cache_key(samples: Sequence[Sample], cfg: FeatureConfig) -> str:
     header = {"version": CACHE_FORMAT_VERSION, "features": dataclasses.asdict(cfg)}
     digest.update(json.dumps(header, sort_keys=True).encode())
     for s in samples:
-        stat = os.stat(file_of(s.wav_filename))  # a shard for TFRecord samples
+        sdb = sample_collections.split_ref(s.wav_filename)
+        # the shard of a TFRecord sample, the database of an .sdb one
+        stat = os.stat(sdb[0] if sdb else file_of(s.wav_filename))
         entry = [s.wav_filename, s.wav_filesize, stat.st_size, stat.st_mtime_ns]
         digest.update(json.dumps(entry).encode() + b"\n")
     return digest.hexdigest()

@@ -145,6 +145,7 @@ def read_sample_set(
     limit: int = 0,
     skip_bad: bool = True,
     n_workers: int = 8,
+    read_buffer: int = 1 << 20,
 ) -> SampleSet:
     """Read and validate ``csv_path``.
 
@@ -155,12 +156,17 @@ def read_sample_set(
       limit: keep only the first ``limit`` rows (DeepSpeech's ``--limit_*``); 0 = all.
       skip_bad: leave bad rows out with a warning instead of raising.
       n_workers: threads reading audio headers.
+      read_buffer: bytes of read buffer for ``.sdb`` sample databases.
 
     Raises:
       CsvNotFoundError: the CSV does not exist.
       ValueError: the CSV cannot be parsed or lacks a required column.
       BadSamplesError: ``skip_bad`` is false and at least one row is bad.
     """
+    if csv_path.lower().endswith(".sdb"):  # DeepSpeech 0.9 sample database
+        from util.sample_collections import read_sdb_set
+
+        return read_sdb_set(csv_path, alphabet, cfg, limit, skip_bad, read_buffer)
     if tfrecords.is_tfrecord_source(csv_path):  # TFRecord shards (or a glob of them)
         return _read_tfrecord_set(csv_path, alphabet, cfg, limit, skip_bad)
     rows = _read_rows(csv_path, limit)

@@ -89,6 +89,7 @@ def load_sets(
             cfg.features,
             limit=limit,
             skip_bad=cfg.data.skip_bad_samples,
+            read_buffer=cfg.data.read_buffer,
         )
         for path in files
     ]
