@@ -297,7 +297,7 @@ def define_optimizer_flags() -> None:
     """lm_optimizer.py's own flags, next to DeepSpeech's (util/flags.py)."""
     from absl import flags
 
-    # --n_trials, --lm_alpha_max and --lm_beta_max are DeepSpeech's flags: util/flags.py.
+    # --n_trials, --lm_alpha_max, --lm_beta_max: DeepSpeech's flags (util/flags.py).
     flags.DEFINE_boolean(
         "write_scorer_defaults",
         False,

@@ -171,7 +171,9 @@ def build_ds09_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("sources", nargs="+", help="source CSV and/or SDB files")
     parser.add_argument("target", help="SDB or CSV file to create")
-    parser.add_argument("--audio-type", default="opus", choices=sorted(DS09_AUDIO_TYPES))
+    parser.add_argument(
+        "--audio-type", default="opus", choices=sorted(DS09_AUDIO_TYPES)
+    )
     parser.add_argument("--bitrate", type=int, help="bitrate of lossy (opus) samples")
     parser.add_argument("--workers", type=int, default=None, help="encoding threads")
     parser.add_argument("--unlabeled", action="store_true", help="audio only")
@@ -196,7 +198,9 @@ def _ds09_items(sources: Sequence[str], labeled: bool) -> List[tuple]:
         else:
             for row in _read_rows(source, 0):
                 info = audio_info(row.wav_filename)
-                items.append((info.duration_s, source, row.wav_filename, row.transcript))
+                items.append(
+                    (info.duration_s, source, row.wav_filename, row.transcript)
+                )
     return sorted(items, key=lambda item: item[0])
 
 
@@ -227,7 +231,9 @@ def build_ds09(args: argparse.Namespace) -> str:
             f"target {args.target!r}: only .sdb and .csv targets are available "
             "(0.9's .tar/.tar.gz/.tgz targets are not)"
         )
-    audio_type = AUDIO_TYPE_WAV if extension == ".csv" else DS09_AUDIO_TYPES[args.audio_type]
+    audio_type = (
+        AUDIO_TYPE_WAV if extension == ".csv" else DS09_AUDIO_TYPES[args.audio_type]
+    )
     items = _ds09_items(args.sources, not args.unlabeled)
     progress = Progress("data_set_tool", len(items), sys.stderr.isatty())
     with ThreadPoolExecutor(args.workers or os.cpu_count() or 1) as pool:

@@ -87,7 +87,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if not args.alphabet and not args.force_bytes_output_mode:
         parser.error("give --alphabet, or --force_bytes_output_mode for a bytes model")
     if args.package_format == KIND_DS09 and args.force_bytes_output_mode:
-        parser.error("bytes output mode is not available yet for DeepSpeech 0.9 scorers")
+        parser.error(
+            "bytes output mode is not available yet for DeepSpeech 0.9 scorers"
+        )
     return args
 
 

@@ -42,7 +42,9 @@ def upstream_client():
 
 def candidate(text: str, confidence: float) -> CandidateTranscript:
     return CandidateTranscript(
-        tuple(TokenMetadata(c, 3 * i, 0.02 * 3 * i + 0.013) for i, c in enumerate(text)),
+        tuple(
+            TokenMetadata(c, 3 * i, 0.02 * 3 * i + 0.013) for i, c in enumerate(text)
+        ),
         confidence,
     )
 
@@ -118,5 +120,7 @@ def test_richer_formats_kept_under_new_names(model_path, ldc93s1_wav, capsys):
     assert text.count("[") == len(
         model.sttWithMetadata(
             __import__("deepspeech.audio").audio.read_audio(ldc93s1_wav, 16000)[0]
-        ).transcripts[0].words
+        )
+        .transcripts[0]
+        .words
     )

@@ -25,7 +25,8 @@ def run_upstream_script(repo_root: str, root, *extra: str, timeout: float = 1800
     # bin/import_ldc93s1.py turns into data/ldc93s1/ldc93s1.csv in place.
     os.makedirs(root / "data" / "ldc93s1")
     for name in ("LDC93S1.wav", "LDC93S1.txt"):
-        shutil.copy(os.path.join(repo_root, "data", "ldc93s1", name), root / "data" / "ldc93s1")
+        source = os.path.join(repo_root, "data", "ldc93s1", name)
+        shutil.copy(source, root / "data" / "ldc93s1")
     os.symlink(os.path.join(repo_root, "DeepSpeech.py"), root / "DeepSpeech.py")
     os.symlink(os.path.join(repo_root, "bin"), root / "bin")
     os.symlink(

@@ -159,10 +159,14 @@ def test_writer_rebuilds_the_upstream_package(alphabet, tmp_path):
     # header up to its properties are byte-identical.
     props_at = TRIE_OFFSET + 25 + 4 + 9 + 12 + 8
     assert rebuilt[:props_at] == upstream[:props_at]
-    ours, theirs = (struct.unpack_from("<Q", b, props_at)[0] for b in (rebuilt, upstream))
+    ours, theirs = (
+        struct.unpack_from("<Q", b, props_at)[0] for b in (rebuilt, upstream)
+    )
     top_sorted, not_top_sorted = 1 << 38, 1 << 39  # only the state numbering differs
     assert ours ^ theirs == top_sorted | not_top_sorted
-    assert rebuilt[props_at + 8 : props_at + 32] == upstream[props_at + 8 : props_at + 32]
+    assert (
+        rebuilt[props_at + 8 : props_at + 32] == upstream[props_at + 8 : props_at + 32]
+    )
     back = read_scorer_package(path, alphabet=alphabet)
     assert sorted(back.vocab) == sorted(upstream_vocab())
     assert (back.default_alpha, back.default_beta) == (0.75, 1.850000023841858)

@@ -140,7 +140,11 @@ def test_data_set_tool_with_09_arguments(repo_root, tmp_path, wav_sdb, alphabet)
     result = run(wav_sdb, csv_target)
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(open(csv_target, encoding="utf-8")))
-    assert [r["transcript"] for r in rows] == ["ab", "a#b", LDC93S1_TEXT]  # shortest first
+    assert [r["transcript"] for r in rows] == [
+        "ab",
+        "a#b",
+        LDC93S1_TEXT,
+    ]  # shortest first
     assert rows[0]["wav_filename"] == os.path.join("combined", "sample00000000.wav")
     sdb_target = str(tmp_path / "again.sdb")
     result = run(csv_target, sdb_target, "--audio-type", "wav", "--workers", "2")

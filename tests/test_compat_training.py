@@ -24,7 +24,7 @@ def session_for(cfg, alphabet):
 def test_epochs_on_a_resumed_checkpoint_trains_that_many_more(
     tiny_config, alphabet, sample_csv
 ):
-    """DeepSpeech 0.9's fine-tuning command: --epochs 3 on a checkpoint trains 3 more."""
+    """0.9's fine-tuning command: --epochs 3 on a checkpoint trains 3 more."""
     csv_path = sample_csv(transcripts=("a",))
     first = tiny_config(data={"train_files": (csv_path,)}, train={"epochs": 1})
     assert train(session_for(first, alphabet)).epochs_completed == 1
@@ -110,6 +110,8 @@ def test_cache_for_epochs_rebuilds_the_feature_cache(
     )
     with caplog.at_level(logging.INFO):
         train(session_for(cfg, alphabet))
-    rebuilt = [r for r in caplog.records if "rebuilding the feature cache" in r.getMessage()]
+    rebuilt = [
+        r for r in caplog.records if "rebuilding the feature cache" in r.getMessage()
+    ]
     assert len(rebuilt) == 1  # before the 3rd epoch of the run (epochs 0 1 | 2 3)
     assert len(os.listdir(tmp_path / "cache")) == 2  # features + index, no leftovers

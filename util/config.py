@@ -309,7 +309,10 @@ class RuntimeConfig:
     log_placement: bool = False  # log each op's device
 
     def __post_init__(self) -> None:
-        if min(self.inter_op_parallelism_threads, self.intra_op_parallelism_threads) < 0:
+        if (
+            min(self.inter_op_parallelism_threads, self.intra_op_parallelism_threads)
+            < 0
+        ):
             raise ValueError("--inter/intra_op_parallelism_threads must be >= 0")
 
 
@@ -477,7 +480,10 @@ DS09_IGNORED: Dict[str, Tuple[Any, str]] = {
 DS09_NOT_YET: Dict[str, Tuple[Any, str]] = {
     "augment": (None, "data augmentation is not available yet"),
     "drop_source_layers": (0, "transfer learning is not available yet"),
-    "automatic_mixed_precision": (False, "mixed-precision training is not available yet"),
+    "automatic_mixed_precision": (
+        False,
+        "mixed-precision training is not available yet",
+    ),
     "bytes_output_mode": (False, "bytes output mode is not available yet"),
 }
 
@@ -486,7 +492,7 @@ _FILE_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 4
 
 
 def parse_file_size(text: str, flag: str) -> int:
-    """Bytes of a size like DeepSpeech 0.9's ``1MB``, ``512k`` or ``4096`` (1024-based)."""
+    """Bytes of a size like 0.9's ``1MB``, ``512k`` or ``4096`` (1024-based)."""
     match = _FILE_SIZE.match(text)
     if not match:
         raise ValueError(

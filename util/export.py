@@ -164,8 +164,14 @@ def write_model_card(exp: ExportConfig) -> str:
         ("license", exp.export_license),
         ("language", exp.export_language or placeholder.format("a BCP 47 tag")),
         ("runtime", "tflite" if exp.export_tflite else "tensorflow"),
-        ("min_ds_version", exp.export_min_ds_version or placeholder.format("a version")),
-        ("max_ds_version", exp.export_max_ds_version or placeholder.format("a version")),
+        (
+            "min_ds_version",
+            exp.export_min_ds_version or placeholder.format("a version"),
+        ),
+        (
+            "max_ds_version",
+            exp.export_max_ds_version or placeholder.format("a version"),
+        ),
         ("acoustic_model_url", placeholder.format("the model's public URL")),
         ("scorer_url", placeholder.format("the scorer's public URL, if any")),
     ]
@@ -177,7 +183,7 @@ def write_model_card(exp: ExportConfig) -> str:
 
 
 def package_zip(exp: ExportConfig, scorer_path: Optional[str]) -> str:
-    """0.9's --export_zip: copy the scorer into export_dir, zip it as <export_dir>.zip."""
+    """0.9's --export_zip: the scorer copied into export_dir, zipped as <dir>.zip."""
     export_dir = os.path.abspath(exp.export_dir or "")
     if scorer_path:
         shutil.copy(scorer_path, export_dir)

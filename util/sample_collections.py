@@ -1,6 +1,7 @@
 """DeepSpeech 0.9 sample databases (``.sdb``, ``bin/data_set_tool.py``'s output).
 
-Format, from DeepSpeech 0.9.3 ``training/deepspeech_training/util/sample_collections.py``
+Format, from DeepSpeech 0.9.3's
+``training/deepspeech_training/util/sample_collections.py``
 (``DirectSDBWriter``/``SDB``); every integer is big-endian::
 
     b"SAMPLEDB"
@@ -100,7 +101,9 @@ class SDBReader:
     def _read_header(self) -> None:
         fin = self._file
         if fin.read(len(MAGIC)) != MAGIC:
-            raise SDBError(f"{self.path!r} is not a sample database (no SAMPLEDB magic)")
+            raise SDBError(
+                f"{self.path!r} is not a sample database (no SAMPLEDB magic)"
+            )
         meta = json.loads(fin.read(self._u64()).decode("utf-8"))
         schema = meta.get("schema") if isinstance(meta, dict) else None
         if not isinstance(schema, list):
@@ -130,7 +133,10 @@ class SDBReader:
 
     def _column(self, content: str, mime_types: Sequence[str]) -> Optional[int]:
         for index, column in enumerate(self.schema):
-            if column.get("content") == content and column.get("mime-type") in mime_types:
+            if (
+                column.get("content") == content
+                and column.get("mime-type") in mime_types
+            ):
                 return index
         return None
 
@@ -146,7 +152,9 @@ class SDBReader:
             (size,) = _U32.unpack(self._file.read(_U32.size))
             data = self._file.read(size)
             if len(data) != size:
-                raise SDBError(f"sample database {self.path!r} is truncated (sample {index})")
+                raise SDBError(
+                    f"sample database {self.path!r} is truncated (sample {index})"
+                )
             columns.append(data)
         text = self.transcript_column
         return SDBEntry(
@@ -177,7 +185,9 @@ class SDBWriter:
     a clean close, so an interrupted run leaves no half database.
     """
 
-    def __init__(self, path: str, audio_type: str = AUDIO_TYPE_OPUS, labeled: bool = True):
+    def __init__(
+        self, path: str, audio_type: str = AUDIO_TYPE_OPUS, labeled: bool = True
+    ):
         if audio_type not in AUDIO_TYPES:
             raise SDBError(f"audio type {audio_type!r} is not one of {AUDIO_TYPES}")
         self.path, self.audio_type, self.labeled = path, audio_type, labeled
@@ -197,7 +207,9 @@ class SDBWriter:
         columns = [audio]
         if self.labeled:
             if transcript is None:
-                raise SDBError(f"{self.path!r} is labeled: every sample needs a transcript")
+                raise SDBError(
+                    f"{self.path!r} is labeled: every sample needs a transcript"
+                )
             columns.append(transcript.encode("utf-8"))
         body = b"".join(_U32.pack(len(c)) + c for c in columns)
         self._offsets.append(self._file.tell())
@@ -212,7 +224,9 @@ class SDBWriter:
         index = _U64.pack(n) + b"".join(_U64.pack(o) for o in self._offsets)
         self._file.write(_U64.pack(len(index)) + index)
         self._file.seek(self._samples_at)
-        self._file.write(_U64.pack(index_at - self._samples_at - _U64.size) + _U64.pack(n))
+        self._file.write(
+            _U64.pack(index_at - self._samples_at - _U64.size) + _U64.pack(n)
+        )
         self._file.close()
         if keep:
             os.replace(self._tmp, self.path)
@@ -256,7 +270,9 @@ def decode_audio(audio: bytes, audio_type: str, ref: str) -> Tuple[np.ndarray, i
     return data, int(rate)
 
 
-def encode_audio(samples: np.ndarray, rate: int, audio_type: str, bitrate: Optional[int] = None) -> bytes:
+def encode_audio(
+    samples: np.ndarray, rate: int, audio_type: str, bitrate: Optional[int] = None
+) -> bytes:
     """``samples`` float32 [n] mono in [-1, 1] as ``audio_type`` bytes (16-bit PCM)."""
     pcm = np.clip(np.round(samples * 32768.0), -32768, 32767).astype("<i2")
     if audio_type == AUDIO_TYPE_WAV:

@@ -286,7 +286,9 @@ def _metrics_epoch(
             session, sample_set, session.config.data.dev_batch_size, False
         )
         logging.info("Epoch %d | metrics loss %.6f on %s", epoch, loss, sample_set.name)
-        scalar_summary(writer, f"metrics_loss/{sample_set.name}", loss, session.state.epoch)
+        scalar_summary(
+            writer, f"metrics_loss/{sample_set.name}", loss, session.state.epoch
+        )
 
 
 def _refresh_cache(

@@ -2,7 +2,7 @@
 
 Layout, from DeepSpeech 0.9.3 ``native_client/ctcdecode/scorer.cpp``
 (``Scorer::load_lm``, ``load_trie``, ``save_dictionary``) and OpenFST 1.6.7
-(``const-fst.h``, ``fst.cc`` ``FstHeader``, ``util.cc`` ``AlignInput``), all little-endian::
+(``const-fst.h``, ``fst.cc`` ``FstHeader``, ``util.cc`` ``AlignInput``); little-endian::
 
     0        the KenLM binary, built without vocabulary strings (build_binary -v)
     T        int32  magic 'TRIE' (bytes b"EIRT")      T = KenLM's end of search data
@@ -52,7 +52,13 @@ FST_IS_ALIGNED = 4  # FstHeader::IS_ALIGNED
 FST_ALIGNMENT = 16  # MappedFile::kArchAlignment, bytes
 _FST_COUNTS = struct.Struct("<iiQqqq")  # version, flags, properties, start, ns, na
 STATE_DTYPE = np.dtype(
-    [("weight", "<f4"), ("pos", "<u4"), ("narcs", "<u4"), ("nie", "<u4"), ("noe", "<u4")]
+    [
+        ("weight", "<f4"),
+        ("pos", "<u4"),
+        ("narcs", "<u4"),
+        ("nie", "<u4"),
+        ("noe", "<u4"),
+    ]
 )
 ARC_DTYPE = np.dtype(
     [("ilabel", "<i4"), ("olabel", "<i4"), ("weight", "<f4"), ("next", "<i4")]
@@ -156,7 +162,7 @@ def trie_offset(path: str) -> int:
 
 
 def _find_trie(data: mmap.mmap, size: int, path: str):
-    """(offset of the trie header, parsed FST) for the last header that parses to EOF."""
+    """(trie header offset, parsed FST) of the last header that parses to EOF."""
     needle = TRIE_MAGIC + struct.pack("<i", TRIE_VERSION)
     end = size
     while True:

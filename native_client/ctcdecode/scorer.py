@@ -159,7 +159,9 @@ def _check_words_in_lm(lm_path: str, vocab: Sequence[str]) -> None:
     lm = KenLM(lm_path, words)
     start = lm.start(False)
     unknown_score = lm.score(start, words.get_index(_UNK))[1]
-    unknown = [w for w in sample if lm.score(start, words.get_index(w))[1] == unknown_score]
+    unknown = [
+        w for w in sample if lm.score(start, words.get_index(w))[1] == unknown_score
+    ]
     if len(unknown) * 2 > len(sample):
         raise ScorerError(
             f"scorer {lm_path!r}: {len(unknown)} of {len(sample)} vocabulary words "

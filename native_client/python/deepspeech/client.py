@@ -53,15 +53,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lm_alpha", type=float, help="LM weight (default: the scorer's)")
     p.add_argument("--lm_beta", type=float, help="word bonus (default: the scorer's)")
     p.add_argument("--hot_words", help="word:boost[,word:boost...] (needs --scorer)")
-    p.add_argument("--json", action="store_true",
-                   help="DeepSpeech 0.9's JSON: candidates with word timings")
-    p.add_argument("--candidate_transcripts", type=int, default=3,
-                   help="with --json/--jsonl: number of candidates")
-    p.add_argument("--extended", action="store_true",
-                   help="DeepSpeech 0.9's output from the extended metadata")
-    p.add_argument("--jsonl", action="store_true",
-                   help="one JSON object per line and file (file, duration, "
-                        "transcript, candidates)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="DeepSpeech 0.9's JSON: candidates with word timings",
+    )
+    p.add_argument(
+        "--candidate_transcripts",
+        type=int,
+        default=3,
+        help="with --json/--jsonl: number of candidates",
+    )
+    p.add_argument(
+        "--extended",
+        action="store_true",
+        help="DeepSpeech 0.9's output from the extended metadata",
+    )
+    p.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="one JSON object per line and file (file, duration, "
+        "transcript, candidates)",
+    )
     p.add_argument("--word_timings", action="store_true",
                    help="word start/end times: word[start-end] text, or 'words' "
                         "in --jsonl objects")  # fmt: skip
@@ -163,7 +176,7 @@ def _result(path: str, duration: float, meta: Metadata) -> Dict[str, Any]:
 
 
 def upstream_words(candidate: Any) -> List[Dict[str, Any]]:
-    """Words as DeepSpeech 0.9's client.py listed them (words_from_candidate_transcript).
+    """Words as 0.9's client.py listed them (its words_from_candidate_transcript).
 
     A word runs from its first token to the next space token, or to the last token;
     its duration is the start of that closing token minus its own start (never
