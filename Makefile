@@ -16,7 +16,8 @@ LINT_PATHS := util native_client bin tests bench data/lm $(wildcard DeepSpeech.p
 FLAGS_DIRS := util native_client bin
 FLAGS_OWNER := util/flags.py
 
-.PHONY: venv kenlm demo test test-all docs lint lint-flags bench clean distclean
+.PHONY: venv kenlm demo test test-all test-training test-client docs lint lint-flags \
+	bench clean distclean
 
 venv: $(STAMP)
 
@@ -28,6 +29,8 @@ $(PY):
 # import from anywhere, so no script edits sys.path.
 $(STAMP): $(REQUIREMENTS) | $(PY)
 	$(PY) -m pip install $(PIP_FLAGS) $(addprefix -r ,$(REQUIREMENTS))
+	$(PY) -c "import flashlight.lib.text.decoder.kenlm" 2>/dev/null \
+	  || bash native_client/build_flashlight_text.sh $(PY)
 	$(PY) -m pip install $(PIP_FLAGS) --no-deps -e .
 	touch $@
 
@@ -48,6 +51,21 @@ test-all: venv kenlm
 	$(PY) -m pytest -q $(PYTEST_FLAGS)
 	$(MAKE) --no-print-directory docs
 	$(MAKE) --no-print-directory lint
+
+# The training and the client tests alone, for CI's runs on other Python versions
+# (.ci/run: `make PYTHON=python3.12 VENV=.venv-py3.12 test-training`).
+TRAINING_TESTS := tests/test_config.py tests/test_model.py tests/test_ctc.py \
+	tests/test_features.py tests/test_feeding.py tests/test_samples.py \
+	tests/test_checkpoints.py tests/test_optimizer.py tests/test_compat_flags.py \
+	tests/test_compat_training.py tests/test_compat_sdb.py
+CLIENT_TESTS := tests/test_alphabet.py tests/test_decoder.py tests/test_scorer_package.py \
+	tests/test_compat_scorer.py tests/test_client.py tests/test_compat_client.py
+
+test-training: venv kenlm
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_FLAGS) $(TRAINING_TESTS)
+
+test-client: venv kenlm
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_FLAGS) $(CLIENT_TESTS)
 
 docs: venv
 	$(VENV)/bin/sphinx-build -W -q -b html doc doc/_build/html

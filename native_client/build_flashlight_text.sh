@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Build and install flashlight-text (the CTC beam search decoder, with KenLM) from its
+# source distribution for a Python that has no wheel of it (3.13: flashlight-text 0.0.7
+# ships wheels up to 3.12), using only the package registry: no download during the
+# build.
+#
+#   bash native_client/build_flashlight_text.sh .venv-py3.13/bin/python
+#
+# flashlight-text's setup.py links KenLM from the `kenlm` package (its libkenlm.so, in
+# site-packages) and downloads KenLM's headers from GitHub unless its build directory
+# already holds them: this script puts the headers of the kenlm sdist there first. Its
+# CMake build downloads pybind11 unless one is installed: the pybind11 wheel is. The
+# wheels (kenlm's and flashlight-text's) are cached under build/ (git-ignored), so a
+# second run, for another venv of the same Python, only installs them (seconds).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${1:?usage: build_flashlight_text.sh PYTHON}
+FLASHLIGHT_TEXT=flashlight-text==0.0.7
+KENLM=kenlm==0.3.0
+PYBIND11=pybind11==2.13.6
+TAG=$("$PY" -c 'import sys; print(sys.implementation.cache_tag)')
+WORK=build/flashlight-text-$TAG
+PIP=("$PY" -m pip --disable-pip-version-check --no-input -q)
+
+if "$PY" -c "import flashlight.lib.text.decoder.kenlm" 2>/dev/null; then
+  echo "flashlight-text with KenLM already importable by $PY"
+  exit 0
+fi
+mkdir -p "$WORK/dist"
+# kenlm (an sdist: compiled once into a cached wheel) provides libkenlm.so, which
+# flashlight-text's KenLM module links.
+if ! ls "$WORK"/dist/kenlm-*.whl >/dev/null 2>&1; then
+  "${PIP[@]}" wheel --no-deps -w "$WORK/dist" "$KENLM"
+fi
+"${PIP[@]}" install --no-deps "$WORK"/dist/kenlm-*.whl
+if ! ls "$WORK"/dist/flashlight_text-*.whl >/dev/null 2>&1; then
+  "${PIP[@]}" install "$PYBIND11" setuptools wheel
+  "${PIP[@]}" download --no-deps --no-binary flashlight-text,kenlm --no-build-isolation \
+    -d "$WORK" "$FLASHLIGHT_TEXT" "$KENLM"
+  rm -rf "$WORK/src" && mkdir -p "$WORK/src"
+  tar xzf "$WORK"/flashlight-text-*.tar.gz -C "$WORK/src"
+  tar xzf "$WORK"/kenlm-*.tar.gz -C "$WORK/src"
+  SRC=$(cd "$WORK"/src/flashlight-text-* && pwd)
+  BUILD_TEMP=$("$PY" -c 'import sys, sysconfig; print(f"build/temp.{sysconfig.get_platform()}-{sys.implementation.cache_tag}")')
+  # setup.py's get_kenlm_paths(): <build_temp>/kenlm/kenlm/kenlm is KenLM's source tree.
+  mkdir -p "$SRC/$BUILD_TEMP/kenlm/kenlm"
+  cp -r "$WORK"/src/kenlm-*/ "$SRC/$BUILD_TEMP/kenlm/kenlm/kenlm"
+  PYBIND11_DIR=$("$PY" -m pybind11 --cmakedir)
+  DIST=$(cd "$WORK/dist" && pwd)
+  (cd "$SRC" && CMAKE_PREFIX_PATH="$PYBIND11_DIR" "$PY" setup.py -q bdist_wheel -d "$DIST")
+fi
+"${PIP[@]}" install --no-deps "$WORK"/dist/flashlight_text-*.whl
+"$PY" -c "import flashlight.lib.text.decoder.kenlm" && echo "flashlight-text built and installed for $PY"
