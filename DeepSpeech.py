@@ -25,8 +25,9 @@ ABSL_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging
 def run(cfg) -> None:
     """train -> test -> export -> one-shot, each when its flags ask for it."""
     from ctcdecode import Alphabet
-    from util import distributed
+    from util import devices, distributed
 
+    cfg = devices.configure(cfg)  # threads, GPU memory growth, --train_cudnn auto
     # The strategy comes first: a cluster's collectives need an uninitialised TF.
     cluster = distributed.tf_config(cfg.cluster, os.environ)
     strategy = distributed.make_strategy(cluster=cluster, timeouts=cfg.cluster)

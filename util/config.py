@@ -247,6 +247,40 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class DeviceConfig:
+    """GPU, precision and threads (doc/GPU.rst). Not geometry: a checkpoint trained
+    with one setting resumes, evaluates and exports with any other.
+
+    ``train_cudnn`` None and ``mixed_precision_dtype`` "auto" are decided at start-up
+    from the visible devices (util/devices.py) and recorded resolved in config.json.
+    """
+
+    train_cudnn: Optional[bool] = None  # None: on when a GPU is visible
+    load_cudnn: bool = False  # DeepSpeech 0.9; nothing to convert here
+    automatic_mixed_precision: bool = False
+    mixed_precision_dtype: str = "auto"  # auto | float16 | bfloat16
+    use_allow_growth: bool = False
+    inter_op_parallelism_threads: int = 0  # 0: TensorFlow's choice
+    intra_op_parallelism_threads: int = 0  # 0: TensorFlow's choice
+
+    def __post_init__(self) -> None:
+        if self.mixed_precision_dtype not in ("auto", "float16", "bfloat16"):
+            raise ValueError("--mixed_precision_dtype must be auto, float16 or bfloat16")
+        for name in ("inter_op_parallelism_threads", "intra_op_parallelism_threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name} must be >= 0")
+
+    @property
+    def compute_dtype(self) -> str:
+        """float32, or the 16-bit type of mixed precision once resolved."""
+        if not self.automatic_mixed_precision:
+            return "float32"
+        if self.mixed_precision_dtype == "auto":
+            raise ValueError("mixed_precision_dtype 'auto' is resolved at start-up")
+        return self.mixed_precision_dtype
+
+
+@dataclass(frozen=True)
 class Config:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -257,6 +291,7 @@ class Config:
     export: ExportConfig = field(default_factory=ExportConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
 
     @classmethod
     def from_flags(cls, f: Mapping[str, Any]) -> "Config":
@@ -302,6 +337,7 @@ class Config:
                 worker_hosts=_split_files(f["worker_hosts"]),
                 ps_hosts=_split_files(f["ps_hosts"]),
             ),
+            device=_section(DeviceConfig, f),
         )
 
     def to_json(self) -> str:
@@ -328,6 +364,7 @@ class Config:
             "export": ExportConfig,
             "decoder": DecoderConfig,
             "cluster": ClusterConfig,
+            "device": DeviceConfig,
         }
         return cls(
             **{
