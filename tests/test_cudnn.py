@@ -11,7 +11,12 @@ other CPUs' summation orders.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import os
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -24,6 +29,7 @@ from util.model import DeepSpeechModel
 
 N_INPUT, N_CLASSES, N_HIDDEN = 26, 29, 32
 LENGTHS = np.array([37, 20, 5, 31], np.int32)
+LDC93S1_TEXT = "she had your dark suit in greasy wash water all year"
 
 
 def _random_model(bidirectional: bool) -> DeepSpeechModel:
@@ -152,3 +158,76 @@ def test_zero_length_batch_and_gpu_kernel_choice():
     assert cudnn_rnn.gpu_kernel_available() == bool(
         tf.config.list_physical_devices("GPU")
     )
+
+
+def test_checkpoints_interchange_both_ways(tiny_config, alphabet, sample_csv):
+    """cuDNN -> default on one checkpoint directory, no conversion step (the slow
+    test below goes on to export; the variables are the same both ways)."""
+    from util.config import DeviceConfig
+    from util.distributed import make_strategy
+    from util.training import build_session, train
+
+    base = tiny_config(data={"train_files": (sample_csv(),)})
+    steps = []
+    for epochs, cudnn in ((1, True), (2, False)):
+        cfg = dataclasses.replace(
+            base,
+            train=dataclasses.replace(base.train, epochs=epochs),
+            device=DeviceConfig(train_cudnn=cudnn),
+        )
+        session = build_session(cfg, alphabet, make_strategy([]))
+        assert session.steps.cudnn is cudnn
+        train(session)  # restores with assert_existing_objects_matched
+        steps.append(int(session.state.global_step.numpy()))
+    assert steps == [3, 6]
+
+
+@pytest.mark.slow
+def test_train_cudnn_resume_without_it_export_and_client(repo_root, tmp_path):
+    """20 steps of LDC93S1 with --train_cudnn, then resumed without it to the exact
+    transcript; the exported TFLite model gives the client the same transcript."""
+    import soundfile
+
+    import deepspeech
+
+    run, env = tmp_path / "ldc", {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    subprocess.run(
+        [sys.executable, "bin/import_ldc93s1.py", str(run)],
+        cwd=repo_root, env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    csv_path = str(run / "ldc93s1.csv")
+    common = [
+        sys.executable, "DeepSpeech.py", "--train_files", csv_path,
+        "--n_hidden", "100", "--learning_rate", "0.003", "--dropout_rate", "0",
+        "--checkpoint_dir", str(tmp_path / "ckpt"), "--show_progressbar=false",
+        "--summary_dir", str(tmp_path / "summaries"),
+    ]  # fmt: skip
+    phases = [
+        ["--epochs", "20", "--train_cudnn"],
+        ["--epochs", "200", "--notrain_cudnn", "--test_files", csv_path,
+         "--report_count", "1", "--export_dir", str(tmp_path / "export"),
+         "--export_tflite"],
+    ]  # fmt: skip
+    logs = []
+    for extra in phases:
+        result = subprocess.run(
+            common + extra, cwd=repo_root, env=env, capture_output=True, text=True,
+            timeout=900,
+        )  # fmt: skip
+        logs.append(result.stdout + result.stderr)
+        assert result.returncode == 0, logs[-1]
+    assert "cuDNN-compatible math on the CPU" in logs[0]
+    assert "resumed training from last checkpoint" in logs[1]
+    # The default path continues the cuDNN run's loss (no restart from scratch).
+    last = _epoch_loss(logs[0], 19)
+    assert _epoch_loss(logs[1], 20) < 1.1 * last
+    assert f' - res: "{LDC93S1_TEXT}"' in logs[1], logs[1]
+    model = deepspeech.Model(str(tmp_path / "export" / "output_graph.tflite"))
+    pcm = soundfile.read(str(run / "LDC93S1.wav"), dtype="int16")[0]
+    assert model.stt(pcm) == LDC93S1_TEXT
+
+
+def _epoch_loss(log: str, epoch: int) -> float:
+    match = re.search(rf"Epoch {epoch} \| train loss ([0-9.]+)", log)
+    assert match, log
+    return float(match.group(1))
