@@ -32,7 +32,9 @@ def test_mixed_precision_dtype_auto():
     assert resolve(amp, 1, False).compute_dtype == "float16"
     assert resolve(amp, 0, False).compute_dtype == "bfloat16"
     assert resolve(DeviceConfig(), 0, False).compute_dtype == "float32"
-    chosen = DeviceConfig(automatic_mixed_precision=True, mixed_precision_dtype="bfloat16")
+    chosen = DeviceConfig(
+        automatic_mixed_precision=True, mixed_precision_dtype="bfloat16"
+    )
     assert resolve(chosen, 8, False).compute_dtype == "bfloat16"
     with pytest.raises(ValueError, match="resolved at start-up"):
         amp.compute_dtype

@@ -265,7 +265,9 @@ class DeviceConfig:
 
     def __post_init__(self) -> None:
         if self.mixed_precision_dtype not in ("auto", "float16", "bfloat16"):
-            raise ValueError("--mixed_precision_dtype must be auto, float16 or bfloat16")
+            raise ValueError(
+                "--mixed_precision_dtype must be auto, float16 or bfloat16"
+            )
         for name in ("inter_op_parallelism_threads", "intra_op_parallelism_threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name} must be >= 0")

@@ -69,7 +69,7 @@ class DeepSpeechModel(tf.Module):
         features_len : int32 [B]
         dropout_seed : int32 [2], required when training with dropout (stateless dropout
             keeps runs reproducible and resumable).
-        cudnn : run the LSTM through cuDNN's kernel (``--train_cudnn``, util/cudnn_rnn.py)
+        cudnn : run the LSTM through cuDNN (``--train_cudnn``, util/cudnn_rnn.py)
             with the same variables; logits agree with the default path to float
             round-off within each utterance's length.
         returns : [B, T, n_classes] logits in ``features.dtype`` (softmax: per-frame

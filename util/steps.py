@@ -85,7 +85,9 @@ class Steps:
             if self.loss_scale is None:
                 applied = self.optimizer.apply(grads, self.variables)
                 return losses, local["index"], applied
-            applied = self.optimizer.apply(self.loss_scale.unscale(grads), self.variables)
+            applied = self.optimizer.apply(
+                self.loss_scale.unscale(grads), self.variables
+            )
             self.loss_scale.update(applied)
             # An overflow with finite losses is the loss scale's business (it halved),
             # not a bad batch: report the step as handled.
