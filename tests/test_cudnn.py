@@ -147,6 +147,33 @@ def test_gate_order_matches_keras_lstm():
     np.testing.assert_allclose(tf.transpose(ours, [1, 0, 2]), expected, atol=1e-6)
 
 
+def test_gru_and_rnn_buffers_match_keras_cells():
+    """DeepSpeech2's cells (util/rnn.py: Keras' "reset after" GRU, gates z, r, n, and
+    the tanh RNN) through the cuDNN buffer equal Keras' own CPU layers."""
+    import keras
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 6, 5)).astype(np.float32)
+    x_tm, lengths = tf.transpose(x, [1, 0, 2]), tf.constant([6, 6])
+    k, r = rng.standard_normal((5, 9)), rng.standard_normal((3, 9))
+    b = rng.standard_normal((2, 9))
+    gru = keras.layers.GRU(3, return_sequences=True, use_cudnn=False)
+    gru.build((2, 6, 5))
+    gru.set_weights([k, r, b])
+    params = cudnn_rnn.gru_params(*[tf.constant(w, tf.float32) for w in (k, r, *b)])
+    ours = cudnn_rnn.reference_rnn(x_tm, lengths, params, "gru", 3)
+    np.testing.assert_allclose(tf.transpose(ours, [1, 0, 2]), gru(x), atol=1e-5)
+
+    simple = keras.layers.SimpleRNN(3, return_sequences=True)
+    simple.build((2, 6, 5))
+    simple.set_weights([k[:, :3], r[:, :3], b[0, :3]])
+    params = cudnn_rnn.rnn_params(
+        *[tf.constant(w, tf.float32) for w in (k[:, :3], r[:, :3], b[0, :3])]
+    )
+    ours = cudnn_rnn.reference_rnn(x_tm, lengths, params, "rnn_tanh", 3)
+    np.testing.assert_allclose(tf.transpose(ours, [1, 0, 2]), simple(x), atol=1e-5)
+
+
 def test_zero_length_batch_and_gpu_kernel_choice():
     """The reference handles an empty replica slice; no GPU here -> no cuDNN kernel."""
     kernel, recurrent, bias = _lstm_weights()

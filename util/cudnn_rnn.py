@@ -46,6 +46,10 @@ N_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 LSTM_TO_CUDNN = (0, 2, 1, 3)
 # ROCm's MIOpen reads i, f, o, c~ (Keras' _cudnn_lstm applies the same reordering).
 LSTM_TO_MIOPEN = (0, 2, 3, 1)
+# GRU gate blocks z, r, n (Keras' GRUCell, util/rnn.py) -> cuDNN's r, z, h; MIOpen
+# keeps z, r, h (Keras' _cudnn_gru swaps only on CUDA builds).
+GRU_TO_CUDNN = (1, 0, 2)
+GRU_TO_MIOPEN = (0, 1, 2)
 
 LSTMWeights = Tuple[tf.Tensor, tf.Tensor, tf.Tensor]  # kernel, recurrent_kernel, bias
 
@@ -77,6 +81,33 @@ def _blocks(t: tf.Tensor, order: Sequence[int]) -> List[tf.Tensor]:
     return [parts[k] for k in order]
 
 
+def gru_params(
+    kernel: tf.Tensor,
+    recurrent_kernel: tf.Tensor,
+    bias: tf.Tensor,
+    recurrent_bias: tf.Tensor,
+    rocm: bool = False,
+) -> tf.Tensor:
+    """One direction of a "reset after" GRU (gates z, r, n) -> the flat cuDNN buffer.
+
+    kernel : [I, 3H]; recurrent_kernel : [H, 3H]; bias (input side, bW) and
+    recurrent_bias (bR, inside the reset product) : [3H].
+    """
+    order = GRU_TO_MIOPEN if rocm else GRU_TO_CUDNN
+    blocks = _blocks(kernel, order) + _blocks(recurrent_kernel, order)
+    biases = _blocks(bias, order) + _blocks(recurrent_bias, order)
+    flat = [tf.reshape(tf.transpose(m), [-1]) for m in blocks]
+    return tf.concat(flat + biases, axis=0)
+
+
+def rnn_params(
+    kernel: tf.Tensor, recurrent_kernel: tf.Tensor, bias: tf.Tensor
+) -> tf.Tensor:
+    """One direction of a plain RNN, ``h' = act(x W + b + h U)`` -> the cuDNN buffer."""
+    flat = [tf.reshape(tf.transpose(m), [-1]) for m in (kernel, recurrent_kernel)]
+    return tf.concat(flat + [bias, tf.zeros_like(bias)], axis=0)
+
+
 def lstm_layer(
     x: tf.Tensor,
     lengths: tf.Tensor,
@@ -91,14 +122,35 @@ def lstm_layer(
         the backward one if bidirectional; cast to ``x.dtype`` (mixed precision).
     returns : [T, B, H * len(directions)], zero at t >= lengths[b].
     """
+    rocm = use_gpu_kernel and bool(tf.sysconfig.get_build_info().get("is_rocm_build"))
+    params = [
+        lstm_params(*[tf.cast(w, x.dtype) for w in weights], rocm=rocm)
+        for weights in directions
+    ]
+    n_cell = directions[0][1].shape[0]
+    return layer(x, lengths, "lstm", params, n_cell, training, use_gpu_kernel)
+
+
+def layer(
+    x: tf.Tensor,
+    lengths: tf.Tensor,
+    mode: str,
+    params: Sequence[tf.Tensor],
+    n_cell: int,
+    training: bool,
+    use_gpu_kernel: bool,
+) -> tf.Tensor:
+    """One recurrent layer of 1 or 2 directions (forward, then backward), time-major.
+
+    params : each direction's flat buffer (:func:`lstm_params`, :func:`gru_params`,
+        :func:`rnn_params`), in ``x.dtype``.
+    returns : [T, B, n_cell * len(params)], directions concatenated, zero at
+        t >= lengths[b].
+    """
     outputs = []
-    for d, (kernel, recurrent_kernel, bias) in enumerate(directions):
-        weights = [tf.cast(w, x.dtype) for w in (kernel, recurrent_kernel, bias)]
-        rocm = use_gpu_kernel and tf.sysconfig.get_build_info().get("is_rocm_build")
-        params = lstm_params(*weights, rocm=bool(rocm))
+    for d, buffer in enumerate(params):
         inputs = x if d == 0 else _reverse(x, lengths)
-        n_cell = recurrent_kernel.shape[0]
-        out = rnn(inputs, lengths, params, "lstm", n_cell, training, use_gpu_kernel)
+        out = rnn(inputs, lengths, buffer, mode, n_cell, training, use_gpu_kernel)
         outputs.append(out if d == 0 else _reverse(out, lengths))
     return outputs[0] if len(outputs) == 1 else tf.concat(outputs, axis=-1)
 
