@@ -52,8 +52,10 @@ test-all: venv kenlm
 docs: venv
 	$(VENV)/bin/sphinx-build -W -q -b html doc doc/_build/html
 
+# lint-imports checks the import contracts of .importlinter (doc/ARCHITECTURE.rst).
 lint: venv lint-flags
 	$(VENV)/bin/flake8 $(LINT_PATHS)
+	$(VENV)/bin/lint-imports --no-cache
 
 # git grep also sees untracked files; plain grep covers a tree without .git.
 lint-flags:
@@ -66,6 +68,12 @@ lint-flags:
 	if [ -n "$$bad" ]; then \
 	  echo "FLAGS may only appear in $(FLAGS_OWNER) (pass a Config section instead):"; \
 	  echo "$$bad"; \
+	  exit 1; \
+	fi; \
+	importers=$$(grep -rlIE --include='*.py' --exclude-dir=__pycache__ --exclude-dir=.venv \
+	  --exclude-dir=tests '(util\.flags|from util import .*\bflags\b)' . || true); \
+	if [ "$$importers" != "./DeepSpeech.py" ]; then \
+	  echo "only DeepSpeech.py may import util.flags; found: $$importers"; \
 	  exit 1; \
 	fi
 

@@ -12,8 +12,9 @@ the scorer's current defaults, so the result is never worse than them. The best 
 printed, saved as JSON (``--lm_optimizer_output_file``), and with
 ``--write_scorer_defaults`` stored in the scorer package as its new defaults.
 
-This file is an edge like DeepSpeech.py: it parses DeepSpeech's flags (util/flags.py)
-plus its own, builds the Config once and passes plain values inward.
+This file is an edge like DeepSpeech.py: it parses DeepSpeech's flags (defined by
+importing DeepSpeech.py, the only importer of util/flags.py) plus its own, builds the
+Config once and passes plain values inward.
 """
 
 from __future__ import annotations
@@ -252,7 +253,7 @@ def optimize(
 
 def write_result(path: str, result: TuneResult, scorer_path: str) -> None:
     """The best pair as JSON, written atomically."""
-    from util.checkpoints import atomic_write_text
+    from ctcdecode.fileio import atomic_write_text
 
     record = {**result.__dict__, "scorer_path": scorer_path}
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
@@ -365,11 +366,11 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
     from absl import app
 
-    from util import flags as ds_flags
+    # DeepSpeech.py owns DeepSpeech's flags (the only importer of util/flags.py):
+    # importing it defines them and quiets TensorFlow's C++ logs before TF loads.
+    import DeepSpeech  # noqa: F401
 
-    ds_flags.define_flags()
     define_optimizer_flags()
     app.run(main, argv=sys.argv)

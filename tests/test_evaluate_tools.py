@@ -10,7 +10,7 @@ from typing import List, Sequence
 
 import pytest
 
-from util import evaluate_tools
+from ctcdecode import fileio
 from util.evaluate_tools import (
     SampleResult,
     SetReport,
@@ -327,7 +327,7 @@ def test_write_results_json_failure_keeps_old_file(tmp_path, monkeypatch) -> Non
     def failing_replace(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(evaluate_tools.os, "replace", failing_replace)
+    monkeypatch.setattr(fileio.os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         write_results_json(str(path), _two_reports())
     assert path.read_text(encoding="utf-8") == "old"

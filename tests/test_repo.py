@@ -122,3 +122,42 @@ def test_import_ldc93s1_writes_csv(tmp_path):
     ]
     source = REPO / "data" / "ldc93s1" / "LDC93S1.wav"
     assert wav.read_bytes() == source.read_bytes()
+
+
+def test_import_tooling_imports_without_tensorflow():
+    """util.importing (and the bin/import_* scripts' core) works with no TensorFlow.
+
+    A fresh interpreter whose meta path refuses ``tensorflow`` (as in a venv without
+    it) imports every module of util.importing and writes a TFRecord shard.
+    """
+    code = """
+import importlib.abc, pkgutil, sys, tempfile, os
+
+
+class NoTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"):
+            raise ImportError(f"{name} is blocked: no TensorFlow here")
+        return None
+
+
+sys.meta_path.insert(0, NoTensorFlow())
+import util.importing
+for info in pkgutil.iter_modules(util.importing.__path__):
+    importlib.import_module("util.importing." + info.name)
+from util import tfrecords
+from util.importing import shards
+
+with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "x.tfrecord")
+    shards.write_shard(path, [shards.audio_example("a", "a.wav", [0.0, 0.5], 16000)])
+    (offset, data), = tfrecords.iter_records(path)
+    assert tfrecords.parse_example(data)["transcript"] == b"a"
+assert not [m for m in sys.modules if m.split(".")[0] == "tensorflow"]
+print("ok", len(list(pkgutil.iter_modules(util.importing.__path__))))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok 7"), result.stdout

@@ -28,10 +28,10 @@ bytes 1..255 (label = byte - 1), which covers every language without an alphabet
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import uuid
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+from .fileio import atomic_write_text
 
 COMMENT_PREFIX = "#"
 ESCAPED_HASH = "\\#"
@@ -206,14 +206,7 @@ class Alphabet:
 
     def to_file(self, path: str) -> None:
         """Write :meth:`serialize` to ``path`` atomically (temporary file + rename)."""
-        tmp_path = f"{path}.tmp-{uuid.uuid4().hex}"
-        try:
-            with open(tmp_path, "w", encoding="utf-8", newline="") as fout:
-                fout.write(self.serialize())
-            os.replace(tmp_path, path)
-        finally:
-            if os.path.exists(tmp_path):
-                os.remove(tmp_path)
+        atomic_write_text(path, self.serialize(), newline="")
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):

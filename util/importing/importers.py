@@ -23,7 +23,6 @@ import collections
 import csv
 import os
 import re
-import uuid
 from dataclasses import dataclass, field
 from typing import (
     Callable,
@@ -38,6 +37,7 @@ from typing import (
 from absl import logging
 
 from ctcdecode import Alphabet, load_alphabet
+from ctcdecode.fileio import atomic_write
 from util.importing import archives
 from util.config import FeatureConfig
 from util.importing.conversion import (
@@ -284,13 +284,7 @@ def _write_csvs(
 
 def write_csv(path: str, rows: Iterable[Tuple[str, int, str]]) -> None:
     """Write a sample CSV atomically (temporary file, then rename)."""
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as out:
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(CSV_COLUMNS)
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_write(path, newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(rows)
