@@ -19,9 +19,7 @@ Config once and passes plain values inward.
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -133,20 +131,6 @@ class _TrialSearch:
         return texts
 
 
-# Per-process state of TrialDecoder's pool workers, set once by _init_worker.
-_WORKER: Optional[_TrialSearch] = None
-
-
-def _init_worker(search: _TrialSearch) -> None:
-    global _WORKER
-    _WORKER = search
-
-
-def _decode_chunk(task: Tuple[float, float, List[int]]) -> List[str]:
-    assert _WORKER is not None, "worker not initialised"
-    return _WORKER.decode(*task)
-
-
 class TrialDecoder:
     """Decodes all cached outputs per trial, in ``num_processes`` worker processes.
 
@@ -163,39 +147,32 @@ class TrialDecoder:
         scorer: Any,
         num_processes: int,
     ) -> None:
+        from ctcdecode.pool import WorkerPool
+
         probs = [u.probs for u in utterances]
-        self._search = _TrialSearch(probs, alphabet, decoder_cfg, scorer)
+        self.n_utterances = len(probs)
         self.num_processes = max(1, min(num_processes, len(probs)))
+        self._pool = WorkerPool(
+            _TrialSearch(probs, alphabet, decoder_cfg, scorer), self.num_processes
+        )
         # Longest first, dealt round-robin: every chunk gets a similar amount of work.
         order = sorted(range(len(probs)), key=lambda i: -len(probs[i]))
-        n_chunks = self.num_processes * _CHUNKS_PER_PROCESS
+        n_chunks = (
+            1 if self.num_processes == 1 else self.num_processes * _CHUNKS_PER_PROCESS
+        )
         self._chunks = [c for c in (order[k::n_chunks] for k in range(n_chunks)) if c]
-        self._pool: Optional[concurrent.futures.ProcessPoolExecutor] = None
 
     def decode(self, alpha: float, beta: float) -> List[str]:
         """Best transcript of every utterance, in input order."""
-        if self.num_processes == 1:
-            return self._search.decode(alpha, beta, range(len(self._search.probs)))
-        if self._pool is None:
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.num_processes,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(self._search,),
-            )
         tasks = [(alpha, beta, chunk) for chunk in self._chunks]
-        texts: List[str] = [""] * len(self._search.probs)
-        for chunk, chunk_texts in zip(
-            self._chunks, self._pool.map(_decode_chunk, tasks)
-        ):
+        texts: List[str] = [""] * self.n_utterances
+        for chunk, chunk_texts in zip(self._chunks, self._pool.map("decode", tasks)):
             for i, text in zip(chunk, chunk_texts):
                 texts[i] = text
         return texts
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        self._pool.close()
 
 
 def corpus_wer(transcripts: Sequence[str], hypotheses: Sequence[str]) -> float:

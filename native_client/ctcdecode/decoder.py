@@ -27,16 +27,13 @@ last (``n_classes == alphabet.size() + 1``); ``tokens`` are label ids (no blanks
 ``timesteps[i]`` is the first frame (``0 <= t < length``) of ``tokens[i]``.
 
 flashlight's decoders hold the GIL and cannot be pickled, so
-:class:`BatchDecoder` decodes batches in a pool of processes (spawned, not forked, so a
-parent running TensorFlow is safe), each building its own decoder once.
+:class:`BatchDecoder` decodes batches in a :class:`ctcdecode.pool.WorkerPool` (spawned
+processes, so a parent running TensorFlow is safe), each building its decoder once.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import math
-import multiprocessing
-import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -45,6 +42,7 @@ from absl import logging
 from flashlight.lib.text import decoder as fl
 
 from .alphabet import Alphabet
+from .pool import WorkerPool
 from .scorer import LOG10_TO_LN, Scorer, _HotWordLM, _LMParts
 from .scorer_package import ScorerError
 
@@ -329,21 +327,6 @@ def ctc_beam_search_decoder(
     return _BeamSearch(alphabet, options, scorer, hot_words).decode(probs)
 
 
-# Per-process state of BatchDecoder's pool workers (set by _init_worker, which runs
-# once in each spawned worker). The parent process never touches it.
-_WORKER: Optional[_BeamSearch] = None
-
-
-def _init_worker(search: _BeamSearch) -> None:
-    global _WORKER
-    _WORKER = search
-
-
-def _decode_in_worker(item: Tuple[np.ndarray, int]) -> List[DecodeResult]:
-    assert _WORKER is not None, "worker not initialised"
-    return _WORKER.decode(item[0], item[1])
-
-
 class BatchDecoder:
     """Beam search over many utterances with fixed settings, in parallel processes.
 
@@ -361,9 +344,10 @@ class BatchDecoder:
         hot_words: Optional[Mapping[str, float]] = None,
         num_processes: Optional[int] = 2,
     ) -> None:
-        self._search = _BeamSearch(alphabet, options, scorer, hot_words)
-        self.num_processes = num_processes or os.cpu_count() or 1
-        self._pool: Optional[concurrent.futures.ProcessPoolExecutor] = None
+        self._pool = WorkerPool(
+            _BeamSearch(alphabet, options, scorer, hot_words), num_processes
+        )
+        self.num_processes = self._pool.num_processes
 
     def decode(
         self, probs_list: Sequence[np.ndarray], lengths: Sequence[int]
@@ -372,21 +356,10 @@ class BatchDecoder:
         if len(probs_list) != len(lengths):
             raise ValueError("probs_list and lengths differ in length")
         items = [(np.asarray(p)[: int(n)], int(n)) for p, n in zip(probs_list, lengths)]
-        if self.num_processes == 1 or len(items) < 2:
-            return [self._search.decode(p, n) for p, n in items]
-        if self._pool is None:
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.num_processes,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(self._search,),
-            )
-        return list(self._pool.map(_decode_in_worker, items))
+        return self._pool.map("decode", items)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        self._pool.close()
 
     def __enter__(self) -> "BatchDecoder":
         return self
