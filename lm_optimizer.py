@@ -78,27 +78,19 @@ class TuneResult:
 def acoustic_outputs(cfg: Any, alphabet: Any) -> List[Utterance]:
     """Softmax outputs of the checkpoint on every ``--test_files`` utterance, once."""
     from util import distributed, training
-    from util.feeding import batch_plan, make_dataset
+    from util.evaluate import predict
 
     session = training.build_session(cfg, alphabet, distributed.make_strategy([]))
     session.checkpoints.restore_for_evaluation()
     sets = training.load_sets(cfg.data.test_files, cfg, alphabet, cfg.data.limit_test)
-    utterances: List[Utterance] = []
-    for sample_set in sets:
-        samples = list(sample_set.samples)
-        plan = batch_plan(samples, cfg.data.test_batch_size, 0, 0, False, False)
-        for batch in make_dataset(samples, plan, cfg.features):
-            _, probs = session.steps.eval_step(batch)
-            probs = probs.numpy()
-            lengths = batch["features_len"].numpy()
-            for row, index in enumerate(batch["index"].numpy()):
-                utterances.append(
-                    Utterance(
-                        np.ascontiguousarray(probs[row, : int(lengths[row])]),
-                        samples[index].transcript,
-                    )
-                )
-    return utterances
+    return [
+        Utterance(p.probs, p.sample.transcript)
+        for sample_set in sets
+        for batch in predict(
+            session.steps, sample_set.samples, cfg, f"Outputs {sample_set.name}"
+        )
+        for p in batch
+    ]
 
 
 # -- re-decoding per trial ------------------------------------------------------------
