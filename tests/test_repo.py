@@ -1,4 +1,4 @@
-"""Repository-wide rules from STYLE.md that a grep or an AST walk can check.
+"""Repository-wide rules (doc/CONTRIBUTING.rst) that a grep or an AST walk can check.
 
 Flags are read at the edge only (section 3), library code neither prints nor exits
 (rule 5), every module says what it is for, the flag docs include every flag group, and

@@ -1,6 +1,6 @@
 """Read audio files as float32 mono PCM at the model's sample rate. No flags, no TF.
 
-Contract (STYLE.md section 2, "audio"): :func:`read_audio` returns
+Contract (doc/ARCHITECTURE.rst, Contracts, "audio"): :func:`read_audio` returns
 ``samples: np.ndarray, shape [n], float32 in [-1, 1]`` at exactly the requested
 ``sample_rate``, or raises :class:`AudioError`, whose message names the file and the
 fix. Conversions are explicit and reported in :class:`Conversion`:

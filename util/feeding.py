@@ -1,6 +1,6 @@
 """Validated samples -> batched tf.data pipeline of MFCC features and CTC labels.
 
-Contract (STYLE.md section 2): every batch is a dict
+Contract (doc/ARCHITECTURE.rst, Contracts): every batch is a dict
 
 - ``features``: float32 [B, T, n_mfcc], zero beyond each sample's length
 - ``features_len``: int32 [B], real frames per sample

@@ -1,12 +1,13 @@
 """Read sample CSVs and validate every row before training sees it.
 
-Contract (see STYLE.md section 2): a CSV has the columns ``wav_filename,wav_filesize,
-transcript`` and is UTF-8. A relative ``wav_filename`` resolves against the CSV's
-directory, as in DeepSpeech. ``read_sample_set`` turns one CSV into a ``SampleSet`` of
-``Sample`` rows whose audio header is readable, whose transcript encodes in the alphabet
-and whose audio is long enough for CTC. Every other row becomes a ``BadSample`` naming
-its CSV line and the reason, so a user can fix the file instead of meeting a NaN loss or
-a crash hours into training (DeepSpeech#1629: transcripts too long for their audio).
+Contract (doc/ARCHITECTURE.rst, Contracts): a CSV has the columns
+``wav_filename,wav_filesize, transcript`` and is UTF-8. A relative ``wav_filename``
+resolves against the CSV's directory, as in DeepSpeech. ``read_sample_set`` turns one
+CSV into a ``SampleSet`` of ``Sample`` rows whose audio header is readable, whose
+transcript encodes in the alphabet and whose audio is long enough for CTC. Every other
+row becomes a ``BadSample`` naming its CSV line and the reason, so a user can fix the
+file instead of meeting a NaN loss or a crash hours into training (DeepSpeech#1629:
+transcripts too long for their audio).
 
 Only audio headers are read here (``util.audio.audio_info``); decoding happens later, in
 the tf.data pipeline (``util.feeding``). This module imports no TensorFlow.

@@ -14,7 +14,7 @@ DeepSpeech's C++ ``Alphabet::init`` does:
   duplicated symbol raises :class:`AlphabetError` naming both lines, because the C++
   code silently let the later line win and the earlier label could never be produced.
 
-Contract with the rest of the project (see STYLE.md section 2):
+Contract with the rest of the project (doc/ARCHITECTURE.rst, Contracts):
 
 * ``labels``: ``List[int]`` (``[label_len]`` int32 once batched) with values in
   ``[0, size())``;
