@@ -50,7 +50,7 @@ _UTF8_BODY = (
     "# UTF-8 bytes output mode (DeepSpeech --bytes_output_mode): 255 labels for the\n"
     "# bytes 1..255, label = byte - 1, blank = 255. This file lists no symbols.\n"
 )
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _MAX_TEXT_IN_ERROR = 200  # characters of a transcript quoted in an error message
 
 
@@ -76,7 +76,7 @@ class Alphabet:
                 f"{config_file} describes the UTF-8 bytes alphabet; load it with "
                 "UTF8Alphabet(path) or load_alphabet(path)"
             )
-        self._init_symbols(_parse_lines(lines, config_file), config_file)
+        self._init_symbols(parse_lines(lines, config_file), config_file)
 
     @classmethod
     def from_symbols(cls, symbols: Sequence[str]) -> "Alphabet":
@@ -308,10 +308,10 @@ def _read_lines(path: str) -> List[str]:
         raise AlphabetError(
             f"alphabet file {path!r} is not UTF-8 ({err}); re-save it as UTF-8"
         ) from err
-    return _LINE_BREAK.split(text)
+    return LINE_BREAK.split(text)
 
 
-def _parse_lines(lines: Sequence[str], source: str) -> Tuple[str, ...]:
+def parse_lines(lines: Sequence[str], source: str) -> Tuple[str, ...]:
     """Symbols of alphabet.txt ``lines``, following DeepSpeech's Alphabet::init."""
     symbols: List[str] = []
     line_of: Dict[str, int] = {}
@@ -338,7 +338,7 @@ def _check_symbols(symbols: Tuple[str, ...], source: str) -> None:
     for index, symbol in enumerate(symbols):
         if not isinstance(symbol, str) or not symbol:
             raise AlphabetError(f"{source}: symbol {index} ({symbol!r}) is not text")
-        if _LINE_BREAK.search(symbol) or symbol == ESCAPED_HASH:
+        if LINE_BREAK.search(symbol) or symbol == ESCAPED_HASH:
             raise AlphabetError(f"{source}: symbol {index} ({symbol!r}) can't be saved")
         if symbol.startswith(COMMENT_PREFIX) and symbol != COMMENT_PREFIX:
             raise AlphabetError(

@@ -43,7 +43,7 @@ from flashlight.lib.text import decoder as fl
 
 from .alphabet import Alphabet
 from .pool import WorkerPool
-from .scorer import LOG10_TO_LN, Scorer, _HotWordLM, _LMParts
+from .scorer import LOG10_TO_LN, HotWordLM, LMParts, Scorer
 from .scorer_package import ScorerError
 
 # Hypotheses scoring this many nats below the best of their frame are dropped
@@ -113,7 +113,7 @@ class BeamOptions:
             raise ValueError(f"cutoff_prob must be in (0, 1], got {self.cutoff_prob}")
 
 
-class _BeamSearch:
+class BeamSearch:
     """One decoder configuration; builds its flashlight decoder on first use."""
 
     def __init__(
@@ -141,10 +141,10 @@ class _BeamSearch:
         self, probs: np.ndarray, length: Optional[int] = None
     ) -> List[DecodeResult]:
         """Best ``num_results`` hypotheses. probs : float32 [T, n_classes]."""
-        n_frames = _check_probs(probs, self.alphabet, length)
+        n_frames = check_probs(probs, self.alphabet, length)
         if self._decoder is None:
-            self._decoder = self._build()
-        emissions = _log_emissions(
+            self._decoder = self.build()
+        emissions = log_emissions(
             probs[:n_frames], self.options.cutoff_prob, self.scorer is not None,
             self.alphabet,
         )  # fmt: skip
@@ -153,7 +153,8 @@ class _BeamSearch:
         )
         return _results(raw, n_frames, self.alphabet, self.options.num_results)
 
-    def _build(self) -> Any:
+    def build(self) -> Any:
+        """A new flashlight decoder for these options (streaming.py builds its own)."""
         opts = self.options
         n_classes = self.alphabet.n_classes
         blank = self.alphabet.blank_index
@@ -179,7 +180,7 @@ class _BeamSearch:
             options, parts.trie, self._keep, sil, blank, parts.unk, [], False
         )
 
-    def _lm(self, parts: _LMParts) -> Any:
+    def _lm(self, parts: LMParts) -> Any:
         if not self.hot_words:
             return parts.lm
         boosts = {}
@@ -190,10 +191,10 @@ class _BeamSearch:
             boosts[parts.words.get_index(word)] = (
                 float(boost) / LOG10_TO_LN
             )  # the LM speaks log10
-        return _HotWordLM(parts.lm, boosts)
+        return HotWordLM(parts.lm, boosts)
 
 
-def _check_probs(probs: np.ndarray, alphabet: Alphabet, length: Optional[int]) -> int:
+def check_probs(probs: np.ndarray, alphabet: Alphabet, length: Optional[int]) -> int:
     """Valid frames of ``probs``; raise ValueError on a wrong shape."""
     if probs.ndim != 2 or probs.shape[1] != alphabet.n_classes:
         raise ValueError(
@@ -206,7 +207,7 @@ def _check_probs(probs: np.ndarray, alphabet: Alphabet, length: Optional[int]) -
     return n_frames
 
 
-def _log_emissions(
+def log_emissions(
     probs: np.ndarray, cutoff_prob: float, final_space: bool, alphabet: Alphabet
 ) -> np.ndarray:
     """Natural-log emissions float32 [T (+1), n_classes], C-contiguous.
@@ -235,7 +236,7 @@ def _log_emissions(
     return np.ascontiguousarray(logp, dtype=np.float32)
 
 
-def _collapse(
+def collapse(
     path: Sequence[int], blank: int, previous: int = -1, first_frame: int = 0
 ) -> Tuple[List[int], List[int]]:
     """(tokens, first frames) of a per-frame label path: merge repeats, drop blanks.
@@ -265,7 +266,7 @@ def _results(
     out: List[DecodeResult] = []
     seen = set()
     for hyp in raw:
-        tokens, frames = _collapse(
+        tokens, frames = collapse(
             list(hyp.tokens)[1 : n_frames + 1], alphabet.blank_index
         )
         key = tuple(tokens)
@@ -293,12 +294,12 @@ def ctc_greedy_decoder(
 
     probs : float32 [T, n_classes] softmax output; length: valid frames (default T).
     """
-    n_frames = _check_probs(probs, alphabet, length)
+    n_frames = check_probs(probs, alphabet, length)
     probs = np.asarray(probs[:n_frames], dtype=np.float32)
     best = np.argmax(probs, axis=1)
     with np.errstate(divide="ignore"):
         confidence = float(np.sum(np.log(probs[np.arange(n_frames), best])))
-    tokens, frames = _collapse(best.tolist(), alphabet.blank_index)
+    tokens, frames = collapse(best.tolist(), alphabet.blank_index)
     return DecodeResult(
         confidence, alphabet.decode(tokens), tuple(tokens), tuple(frames), confidence
     )
@@ -324,7 +325,7 @@ def ctc_beam_search_decoder(
     options = BeamOptions(
         beam_size, cutoff_prob, cutoff_top_n, beam_threshold, num_results
     )
-    return _BeamSearch(alphabet, options, scorer, hot_words).decode(probs)
+    return BeamSearch(alphabet, options, scorer, hot_words).decode(probs)
 
 
 class BatchDecoder:
@@ -345,7 +346,7 @@ class BatchDecoder:
         num_processes: Optional[int] = 2,
     ) -> None:
         self._pool = WorkerPool(
-            _BeamSearch(alphabet, options, scorer, hot_words), num_processes
+            BeamSearch(alphabet, options, scorer, hot_words), num_processes
         )
         self.num_processes = self._pool.num_processes
 

@@ -38,12 +38,12 @@ from typing import BinaryIO, Dict, List, Optional, Sequence, Tuple
 from absl import logging
 
 from .alphabet import (
-    _LINE_BREAK,
+    LINE_BREAK,
     UTF8_MARKER,
     Alphabet,
     AlphabetError,
     UTF8Alphabet,
-    _parse_lines,
+    parse_lines,
 )
 from .fileio import atomic_write
 
@@ -432,10 +432,10 @@ def _cache_path(path: str, lm_sha256: str, cache_dir: Optional[str]) -> str:
 
 def _alphabet_from_text(text: str, path: str) -> Alphabet:
     """The Alphabet whose ``serialize()`` is ``text``."""
-    lines = _LINE_BREAK.split(text)
+    lines = LINE_BREAK.split(text)
     try:
         if UTF8_MARKER in lines:
             return UTF8Alphabet()
-        return Alphabet.from_symbols(_parse_lines(lines, f"{path} (alphabet)"))
+        return Alphabet.from_symbols(parse_lines(lines, f"{path} (alphabet)"))
     except AlphabetError as err:
         raise ScorerError(f"scorer {path!r} holds an invalid alphabet: {err}") from err
