@@ -25,10 +25,10 @@ ABSL_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging
 def run(cfg) -> None:
     """train -> test -> export -> one-shot, each when its flags ask for it."""
     from ctcdecode import Alphabet
-    from util import distributed
+    from util import devices, distributed
 
+    cfg = devices.configure(cfg)  # threads, GPU memory growth, --train_cudnn auto
     # The strategy comes first: a cluster's collectives need an uninitialised TF.
-    _apply_runtime(cfg.runtime)
     cluster = distributed.tf_config(cfg.cluster, os.environ)
     strategy = distributed.make_strategy(cluster=cluster, timeouts=cfg.cluster)
     chief = distributed.is_chief(cluster)
@@ -111,23 +111,6 @@ def _test_export_infer(cfg, alphabet) -> None:
     if cfg.eval.one_shot_infer:
         infer = cfg.eval.one_shot_infer
         print(evaluate.transcribe_file(session.steps, infer, cfg, alphabet))
-
-
-def _apply_runtime(runtime) -> None:
-    """DeepSpeech 0.9's thread, GPU-memory and placement flags, before any op runs."""
-    import tensorflow as tf
-
-    if runtime.inter_op_parallelism_threads:
-        n = runtime.inter_op_parallelism_threads
-        tf.config.threading.set_inter_op_parallelism_threads(n)
-    if runtime.intra_op_parallelism_threads:
-        n = runtime.intra_op_parallelism_threads
-        tf.config.threading.set_intra_op_parallelism_threads(n)
-    if runtime.use_allow_growth:
-        for gpu in tf.config.list_physical_devices("GPU"):
-            tf.config.experimental.set_memory_growth(gpu, True)
-    if runtime.log_placement:
-        tf.debugging.set_log_device_placement(True)
 
 
 def _quiet_tensorflow_info(record) -> bool:

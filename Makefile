@@ -12,7 +12,7 @@ PIP_FLAGS ?= --disable-pip-version-check --no-input --quiet
 PYTEST_FLAGS ?=
 
 LINT_PATHS := util native_client bin tests bench data/lm $(wildcard DeepSpeech.py lm_optimizer.py evaluate_tflite.py)
-# Nothing below DeepSpeech.py may touch FLAGS (STYLE.md section 3, doc/BUILDING.rst).
+# Nothing below DeepSpeech.py may touch FLAGS (doc/CONTRIBUTING.rst, Configuration).
 FLAGS_DIRS := util native_client bin
 FLAGS_OWNER := util/flags.py
 
@@ -70,8 +70,10 @@ test-client: venv kenlm
 docs: venv
 	$(VENV)/bin/sphinx-build -W -q -b html doc doc/_build/html
 
+# lint-imports checks the import contracts of .importlinter (doc/ARCHITECTURE.rst).
 lint: venv lint-flags
 	$(VENV)/bin/flake8 $(LINT_PATHS)
+	$(VENV)/bin/lint-imports --no-cache
 
 # git grep also sees untracked files; plain grep covers a tree without .git.
 lint-flags:
@@ -84,6 +86,12 @@ lint-flags:
 	if [ -n "$$bad" ]; then \
 	  echo "FLAGS may only appear in $(FLAGS_OWNER) (pass a Config section instead):"; \
 	  echo "$$bad"; \
+	  exit 1; \
+	fi; \
+	importers=$$(grep -rlIE --include='*.py' --exclude-dir=__pycache__ --exclude-dir=.venv \
+	  --exclude-dir=tests '(util\.flags|from util import .*\bflags\b)' . || true); \
+	if [ "$$importers" != "./DeepSpeech.py" ]; then \
+	  echo "only DeepSpeech.py may import util.flags; found: $$importers"; \
 	  exit 1; \
 	fi
 

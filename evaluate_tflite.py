@@ -14,49 +14,60 @@ util/evaluate.py: total edit distance / total reference length.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import multiprocessing
 import os
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 
-from util.evaluate_tools import char_errors, word_errors  # noqa: E402  (no TensorFlow)
-
-_MODEL = None  # per worker process, set by _init_worker
-
-
-def _init_worker(model_path: str, scorer: Optional[str], beam_width: Optional[int],
-                 alpha: Optional[float], beta: Optional[float]) -> None:  # fmt: skip
-    global _MODEL
-    import deepspeech
-
-    _MODEL = deepspeech.Model(model_path, num_threads=1)
-    if beam_width:
-        _MODEL.setBeamWidth(beam_width)
-    if scorer:
-        _MODEL.enableExternalScorer(scorer)
-        if alpha is not None and beta is not None:
-            _MODEL.setScorerAlphaBeta(alpha, beta)
+from ctcdecode.pool import WorkerPool
+from util.evaluate_tools import char_errors, word_errors  # no TensorFlow
+from util.samples import read_csv_rows
 
 
-def _transcribe(item: Tuple[str, str]) -> Dict[str, object]:
-    from deepspeech.audio import read_audio
+class Transcriber:
+    """One client Model per worker process, loaded on its first file (it cannot be
+    pickled; the settings can)."""
 
-    path, reference = item
-    audio, _ = read_audio(path, _MODEL.sampleRate())
-    return {"wav_filename": path, "src": reference, "res": _MODEL.stt(audio)}
+    def __init__(
+        self,
+        model_path: str,
+        scorer: Optional[str],
+        beam_width: Optional[int],
+        alpha: Optional[float],
+        beta: Optional[float],
+    ) -> None:
+        self.settings = (model_path, scorer, beam_width, alpha, beta)
+        self._model = None
+
+    def __getstate__(self) -> Dict[str, object]:
+        return {"settings": self.settings, "_model": None}
+
+    def _load(self):
+        import deepspeech
+
+        model_path, scorer, beam_width, alpha, beta = self.settings
+        model = deepspeech.Model(model_path, num_threads=1)
+        if beam_width:
+            model.setBeamWidth(beam_width)
+        if scorer:
+            model.enableExternalScorer(scorer)
+            if alpha is not None and beta is not None:
+                model.setScorerAlphaBeta(alpha, beta)
+        return model
+
+    def transcribe(self, path: str, reference: str) -> Dict[str, object]:
+        from deepspeech.audio import read_audio
+
+        if self._model is None:
+            self._model = self._load()
+        audio, _ = read_audio(path, self._model.sampleRate())
+        return {"wav_filename": path, "src": reference, "res": self._model.stt(audio)}
 
 
 def read_csv(path: str) -> List[Tuple[str, str]]:
     """(absolute audio path, transcript) rows of a DeepSpeech CSV."""
-    base = os.path.dirname(os.path.abspath(path))
-    with open(path, encoding="utf-8", newline="") as f:
-        return [
-            (os.path.join(base, row["wav_filename"]), row["transcript"])
-            for row in csv.DictReader(f)
-        ]
+    return [(r.wav_filename, r.transcript) for r in read_csv_rows(path)]
 
 
 def score(results: Sequence[Dict[str, object]]) -> Tuple[float, float]:
@@ -79,12 +90,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--lm_beta", type=float)
     p.add_argument("--dump", help="write per-file results as JSON here")
     args = p.parse_args(argv)
-    init = (args.model, args.scorer, args.beam_width, args.lm_alpha, args.lm_beta)
+    worker = Transcriber(
+        args.model, args.scorer, args.beam_width, args.lm_alpha, args.lm_beta
+    )
     all_results = {}
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(args.proc, initializer=_init_worker, initargs=init) as pool:
+    with WorkerPool(worker, args.proc) as pool:
         for csv_path in filter(None, args.csv.split(",")):
-            results = pool.map(_transcribe, read_csv(csv_path), chunksize=1)
+            results = pool.map("transcribe", read_csv(csv_path))
             wer, cer = score(results)
             print(f"{csv_path}: {len(results)} files, WER {wer:.4f}, CER {cer:.4f}")
             all_results[csv_path] = results

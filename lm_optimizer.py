@@ -12,15 +12,14 @@ the scorer's current defaults, so the result is never worse than them. The best 
 printed, saved as JSON (``--lm_optimizer_output_file``), and with
 ``--write_scorer_defaults`` stored in the scorer package as its new defaults.
 
-This file is an edge like DeepSpeech.py: it parses DeepSpeech's flags (util/flags.py)
-plus its own, builds the Config once and passes plain values inward.
+This file is an edge like DeepSpeech.py: it parses DeepSpeech's flags (defined by
+importing DeepSpeech.py, the only importer of util/flags.py) plus its own, builds the
+Config once and passes plain values inward.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -79,27 +78,19 @@ class TuneResult:
 def acoustic_outputs(cfg: Any, alphabet: Any) -> List[Utterance]:
     """Softmax outputs of the checkpoint on every ``--test_files`` utterance, once."""
     from util import distributed, training
-    from util.feeding import batch_plan, make_dataset
+    from util.evaluate import predict
 
     session = training.build_session(cfg, alphabet, distributed.make_strategy([]))
     session.checkpoints.restore_for_evaluation()
     sets = training.load_sets(cfg.data.test_files, cfg, alphabet, cfg.data.limit_test)
-    utterances: List[Utterance] = []
-    for sample_set in sets:
-        samples = list(sample_set.samples)
-        plan = batch_plan(samples, cfg.data.test_batch_size, 0, 0, False, False)
-        for batch in make_dataset(samples, plan, cfg.features):
-            _, probs = session.steps.eval_step(batch)
-            probs = probs.numpy()
-            lengths = batch["features_len"].numpy()
-            for row, index in enumerate(batch["index"].numpy()):
-                utterances.append(
-                    Utterance(
-                        np.ascontiguousarray(probs[row, : int(lengths[row])]),
-                        samples[index].transcript,
-                    )
-                )
-    return utterances
+    return [
+        Utterance(p.probs, p.sample.transcript)
+        for sample_set in sets
+        for batch in predict(
+            session.steps, sample_set.samples, cfg, f"Outputs {sample_set.name}"
+        )
+        for p in batch
+    ]
 
 
 # -- re-decoding per trial ------------------------------------------------------------
@@ -132,20 +123,6 @@ class _TrialSearch:
         return texts
 
 
-# Per-process state of TrialDecoder's pool workers, set once by _init_worker.
-_WORKER: Optional[_TrialSearch] = None
-
-
-def _init_worker(search: _TrialSearch) -> None:
-    global _WORKER
-    _WORKER = search
-
-
-def _decode_chunk(task: Tuple[float, float, List[int]]) -> List[str]:
-    assert _WORKER is not None, "worker not initialised"
-    return _WORKER.decode(*task)
-
-
 class TrialDecoder:
     """Decodes all cached outputs per trial, in ``num_processes`` worker processes.
 
@@ -162,39 +139,32 @@ class TrialDecoder:
         scorer: Any,
         num_processes: int,
     ) -> None:
+        from ctcdecode.pool import WorkerPool
+
         probs = [u.probs for u in utterances]
-        self._search = _TrialSearch(probs, alphabet, decoder_cfg, scorer)
+        self.n_utterances = len(probs)
         self.num_processes = max(1, min(num_processes, len(probs)))
+        self._pool = WorkerPool(
+            _TrialSearch(probs, alphabet, decoder_cfg, scorer), self.num_processes
+        )
         # Longest first, dealt round-robin: every chunk gets a similar amount of work.
         order = sorted(range(len(probs)), key=lambda i: -len(probs[i]))
-        n_chunks = self.num_processes * _CHUNKS_PER_PROCESS
+        n_chunks = (
+            1 if self.num_processes == 1 else self.num_processes * _CHUNKS_PER_PROCESS
+        )
         self._chunks = [c for c in (order[k::n_chunks] for k in range(n_chunks)) if c]
-        self._pool: Optional[concurrent.futures.ProcessPoolExecutor] = None
 
     def decode(self, alpha: float, beta: float) -> List[str]:
         """Best transcript of every utterance, in input order."""
-        if self.num_processes == 1:
-            return self._search.decode(alpha, beta, range(len(self._search.probs)))
-        if self._pool is None:
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.num_processes,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(self._search,),
-            )
         tasks = [(alpha, beta, chunk) for chunk in self._chunks]
-        texts: List[str] = [""] * len(self._search.probs)
-        for chunk, chunk_texts in zip(
-            self._chunks, self._pool.map(_decode_chunk, tasks)
-        ):
+        texts: List[str] = [""] * self.n_utterances
+        for chunk, chunk_texts in zip(self._chunks, self._pool.map("decode", tasks)):
             for i, text in zip(chunk, chunk_texts):
                 texts[i] = text
         return texts
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        self._pool.close()
 
 
 def corpus_wer(transcripts: Sequence[str], hypotheses: Sequence[str]) -> float:
@@ -252,7 +222,7 @@ def optimize(
 
 def write_result(path: str, result: TuneResult, scorer_path: str) -> None:
     """The best pair as JSON, written atomically."""
-    from util.checkpoints import atomic_write_text
+    from ctcdecode.fileio import atomic_write_text
 
     record = {**result.__dict__, "scorer_path": scorer_path}
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
@@ -348,11 +318,11 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
     from absl import app
 
-    from util import flags as ds_flags
+    # DeepSpeech.py owns DeepSpeech's flags (the only importer of util/flags.py):
+    # importing it defines them and quiets TensorFlow's C++ logs before TF loads.
+    import DeepSpeech  # noqa: F401
 
-    ds_flags.define_flags()
     define_optimizer_flags()
     app.run(main, argv=sys.argv)

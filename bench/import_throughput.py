@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 
 
-from util.importing import importers  # noqa: E402
+from util.importing import importers
 
 SOURCE_RATE = 44100  # Hz, CD audio (typical of MP3/FLAC sources)
 FORMATS = {"FLAC": ("flac", "PCM_16"), "MP3": ("mp3", "MPEG_LAYER_III")}

@@ -9,6 +9,15 @@ ceiling and reports the fraction of it the step achieves, counting the model's m
 FLOPs (forward x 3 for forward + backward).
 
     python bench/train_throughput.py --n_hidden 2048 --bidirectional=false
+
+On a GPU (doc/GPU.rst): ``--device gpu`` runs the same step there, with
+``--train_cudnn`` on by default (as DeepSpeech.py decides it) and optionally
+``--automatic_mixed_precision``, and adds what a user compares with published numbers:
+audio-hours trained per hour per GPU, median step time and peak GPU memory. Without a
+visible GPU it says so and measures the CPU instead.
+
+    python bench/train_throughput.py --device gpu --batch_size 64 \
+        --automatic_mixed_precision
 """
 
 import os
@@ -22,7 +31,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from util.config import ModelConfig  # noqa: E402
+from util.config import DeviceConfig, ModelConfig  # noqa: E402
+from util.devices import resolve  # noqa: E402
 from util.model import DeepSpeechModel, trainable_variables  # noqa: E402
 from util.optimizer import Adam  # noqa: E402
 from util.steps import Steps  # noqa: E402
@@ -35,6 +45,13 @@ flags.DEFINE_float("max_s", 15.0, "longest synthetic utterance (s)")
 flags.DEFINE_integer("steps", 4, "measured steps (after one warm-up)")
 flags.DEFINE_boolean("jit", False, "XLA-compile the train step")
 flags.DEFINE_integer("label_len", 60, "characters per synthetic transcript")
+flags.DEFINE_enum("device", "cpu", ["cpu", "gpu"], "where the step runs")
+flags.DEFINE_boolean("train_cudnn", None, "cuDNN LSTM (default: on with --device gpu)")
+flags.DEFINE_boolean("automatic_mixed_precision", False, "16-bit compute")
+flags.DEFINE_enum(
+    "mixed_precision_dtype", "auto", ["auto", "float16", "bfloat16"], "16-bit type"
+)
+flags.DEFINE_integer("warmup", 1, "unmeasured steps first (tracing, cuDNN autotune)")
 FLAGS = flags.FLAGS
 
 N_MFCC = 26
@@ -42,10 +59,10 @@ N_CLASSES = 29
 FRAME_S = 0.02
 
 
-def matmul_ceiling() -> float:
-    """Median fp32 GFLOP/s of a large square-ish matmul on this machine."""
-    a = tf.random.normal([2048, 2048])
-    b = tf.random.normal([2048, 4096])
+def matmul_ceiling(dtype: tf.DType = tf.float32) -> float:
+    """Median GFLOP/s of a large square-ish matmul in ``dtype`` on this device."""
+    a = tf.cast(tf.random.normal([2048, 2048]), dtype)
+    b = tf.cast(tf.random.normal([2048, 4096]), dtype)
     f = tf.function(tf.matmul)
     f(a, b).numpy()
     times = []
@@ -90,7 +107,28 @@ def synthetic_batch(rng: np.random.Generator, seconds: np.ndarray) -> dict:
     }
 
 
+def pick_device() -> DeviceConfig:
+    """The DeviceConfig DeepSpeech.py would resolve; hides GPUs for --device cpu."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if FLAGS.device == "cpu" and gpus:
+        tf.config.set_visible_devices([], "GPU")
+        gpus = []
+    elif FLAGS.device == "gpu" and not gpus:
+        print(
+            "--device gpu: TensorFlow sees no GPU (tensorflow-cpu installed, or no "
+            "CUDA driver; see doc/GPU.rst): measuring on the CPU instead"
+        )
+    requested = DeviceConfig(
+        train_cudnn=FLAGS.train_cudnn,
+        automatic_mixed_precision=FLAGS.automatic_mixed_precision,
+        mixed_precision_dtype=FLAGS.mixed_precision_dtype,
+    )
+    return resolve(requested, len(gpus), FLAGS.jit)
+
+
 def main(_) -> None:
+    device = pick_device()
+    on_gpu = bool(tf.config.list_logical_devices("GPU"))
     cfg = ModelConfig(n_hidden=FLAGS.n_hidden, bidirectional=FLAGS.bidirectional)
     model = DeepSpeechModel(cfg, N_MFCC, N_CLASSES, seed=1)
     steps = Steps(
@@ -98,29 +136,48 @@ def main(_) -> None:
         Adam(trainable_variables(model), 1e-4),
         tf.distribute.get_strategy(),
         jit=FLAGS.jit,
+        cudnn=device.train_cudnn,
+        compute_dtype=device.compute_dtype,
     )
     rng = np.random.default_rng(0)
-    batches = synthetic_batches(rng, FLAGS.batch_size, FLAGS.steps + 1)
-    rates, frames_per_s = [], []
+    batches = synthetic_batches(rng, FLAGS.batch_size, FLAGS.steps + FLAGS.warmup)
+    rates, frames_per_s, step_s = [], [], []
     for i, batch in enumerate(batches):
         t = time.perf_counter()
         loss, _ = steps.train_step(batch, tf.constant([0, i], tf.int32))
         loss.numpy()
         wall = time.perf_counter() - t
         frames = float(tf.reduce_sum(batch["features_len"]))
-        if i:  # the first step traces and warms up
+        if i >= FLAGS.warmup:  # the first step traces and warms up
             rates.append(frames * FRAME_S / wall)
             frames_per_s.append(frames / wall)
-    ceiling = matmul_ceiling()
+            step_s.append(wall)
+    ceiling = matmul_ceiling(tf.as_dtype(device.compute_dtype))
     achieved = statistics.median(frames_per_s) * flops_per_frame(cfg) / 1e9
     kind = "bi" if cfg.bidirectional else "uni"
+    where = "GPU" if on_gpu else "CPU"
     print(
-        f"n_hidden {cfg.n_hidden} {kind} batch {FLAGS.batch_size} jit {FLAGS.jit}: "
+        f"{where} n_hidden {cfg.n_hidden} {kind} batch {FLAGS.batch_size} "
+        f"jit {FLAGS.jit} cudnn {device.train_cudnn} {device.compute_dtype}: "
         f"median {statistics.median(rates):.2f} audio-s/s "
         f"(steps: {', '.join(f'{r:.2f}' for r in rates)}); "
         f"model {achieved:.0f} GFLOP/s = {100 * achieved / ceiling:.0f}% of "
-        f"matmul ceiling {ceiling:.0f} GFLOP/s; peak RSS {peak_rss_gib():.1f} GiB"
+        f"{device.compute_dtype} matmul ceiling {ceiling:.0f} GFLOP/s; "
+        f"peak RSS {peak_rss_gib():.1f} GiB"
     )
+    rate = statistics.median(rates)  # audio-s per s = audio-h per h
+    memory = f"peak GPU memory {peak_gpu_gib():.2f} GiB" if on_gpu else "no GPU"
+    print(
+        f"per {where}: {rate:.1f} audio-hours per hour; "
+        f"median step {statistics.median(step_s):.3f} s "
+        f"({FLAGS.batch_size} x {FLAGS.min_s:g}-{FLAGS.max_s:g} s); {memory}; "
+        f"960 h of LibriSpeech: {960 / rate:.1f} h per epoch on one {where}"
+    )
+
+
+def peak_gpu_gib() -> float:
+    """Peak memory TensorFlow's allocator held on GPU:0 during the run."""
+    return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**30
 
 
 def peak_rss_gib() -> float:

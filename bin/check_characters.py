@@ -14,8 +14,8 @@ import sys
 from typing import Optional, Sequence
 
 
-from ctcdecode import load_alphabet  # noqa: E402
-from util.importing.check_characters import (  # noqa: E402
+from ctcdecode import load_alphabet
+from util.importing.check_characters import (
     alphabet_from_counts,
     count_characters,
     format_report,

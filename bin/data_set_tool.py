@@ -112,17 +112,16 @@ def to_csv(args: argparse.Namespace) -> str:
     rows = []
     for shard in tfrecords.shard_paths(args.shards):
         stem = os.path.basename(shard)[: -len(tfrecords.SUFFIX)]
-        for index, (offset, _) in enumerate(tfrecords.iter_records(shard)):
-            example = tfrecords.read_record(shard, offset)
+        for index, (offset, data) in enumerate(tfrecords.iter_records(shard)):
+            example = tfrecords.parse_example(data)
             audio, rate = tfrecords.example_audio(example, f"{shard}#{offset}")
             wav = os.path.join(wav_dir, f"{stem}-{index:06d}.wav")
             write_wav(wav, audio, rate)
-            text = example.features.feature["transcript"].bytes_list.value[0]
             rows.append(
                 (
                     os.path.relpath(wav, args.out_dir),
                     os.path.getsize(wav),
-                    text.decode(),
+                    tfrecords.example_transcript(example),
                 )
             )
     csv_path = os.path.join(args.out_dir, args.csv_name)

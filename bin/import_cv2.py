@@ -20,7 +20,7 @@ import sys
 from typing import Iterator
 
 
-from util.importing import importer_cli, importers  # noqa: E402
+from util.importing import importer_cli, importers
 
 TSV_SPLITS = ("train", "dev", "test", "validated")
 
@@ -44,11 +44,7 @@ def iter_samples(root: str) -> Iterator[importers.RawSample]:
 
 
 def main(argv=None) -> int:
-    parser = importer_cli.build_parser(__doc__.splitlines()[0], __doc__)
-    args = parser.parse_args(argv)
-    code, message = importer_cli.run_cli(iter_samples, args)
-    print(message, file=sys.stderr if code else sys.stdout)
-    return code
+    return importer_cli.main(__doc__, iter_samples, argv)
 
 
 if __name__ == "__main__":

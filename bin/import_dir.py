@@ -21,7 +21,7 @@ import sys
 from typing import Iterator, Optional
 
 
-from util.importing import importer_cli, importers  # noqa: E402
+from util.importing import importer_cli, importers
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".sph", ".m4a", ".opus")
 PATH_COLUMNS = ("path", "wav_filename", "audio", "file")
@@ -73,19 +73,24 @@ def iter_samples(
     return iter_folder(root, split)
 
 
-def main(argv=None) -> int:
-    parser = importer_cli.build_parser(__doc__.splitlines()[0], __doc__)
+def _add_arguments(parser):
     parser.add_argument(
         "--manifest", help="CSV/TSV listing audio paths and transcripts"
     )
     parser.add_argument("--split", default="train", help="name of the output CSV")
-    args = parser.parse_args(argv)
+
+
+def _setup(args):
     if args.manifest and not args.archive:
         args.archive = [os.path.dirname(os.path.abspath(args.manifest))]
     run = functools.partial(iter_samples, manifest=args.manifest, split=args.split)
-    code, message = importer_cli.run_cli(run, args)
-    print(message, file=sys.stderr if code else sys.stdout)
-    return code
+    return run, ()
+
+
+def main(argv=None) -> int:
+    return importer_cli.main(
+        __doc__, iter_samples, argv, add_arguments=_add_arguments, setup=_setup
+    )
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ import sys
 from typing import Iterator
 
 
-from util.importing import importer_cli, importers, transcripts  # noqa: E402
-from util.importing.archives import ArchiveSpec  # noqa: E402
+from util.importing import importer_cli, importers, transcripts
+from util.importing.archives import ArchiveSpec
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUNDLED_DIR = os.path.join(REPO_ROOT, "data", "ldc93s1")
@@ -43,16 +43,14 @@ def iter_samples(root: str) -> Iterator[importers.RawSample]:
     )
 
 
-def main(argv=None) -> int:
-    parser = importer_cli.build_parser(__doc__.splitlines()[0], __doc__)
-    args = parser.parse_args(argv)
+def _setup(args):
     if not (args.download or args.archive):
         args.archive = [BUNDLED_DIR]
-    code, message = importer_cli.run_cli(
-        iter_samples, args, [] if args.archive else FILES, wav_subdir=""
-    )
-    print(message, file=sys.stderr if code else sys.stdout)
-    return code
+    return iter_samples, [] if args.archive else FILES
+
+
+def main(argv=None) -> int:
+    return importer_cli.main(__doc__, iter_samples, argv, setup=_setup, wav_subdir="")
 
 
 if __name__ == "__main__":

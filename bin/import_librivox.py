@@ -17,8 +17,8 @@ import sys
 from typing import Iterator
 
 
-from util.importing import importer_cli, importers  # noqa: E402
-from util.importing.archives import ArchiveSpec  # noqa: E402
+from util.importing import importer_cli, importers
+from util.importing.archives import ArchiveSpec
 
 BASE_URL = "https://www.openslr.org/resources/12/"
 SPLITS = (
@@ -52,17 +52,21 @@ def iter_samples(root: str) -> Iterator[importers.RawSample]:
                     )
 
 
-def main(argv=None) -> int:
-    parser = importer_cli.build_parser(__doc__.splitlines()[0], __doc__)
+def _add_arguments(parser):
     parser.add_argument(
         "--splits", default=",".join(SPLITS), help="comma-separated splits to fetch"
     )
-    args = parser.parse_args(argv)
+
+
+def _setup(args):
     wanted = set(args.splits.split(","))
-    specs = [spec for spec, split in zip(ARCHIVES, SPLITS) if split in wanted]
-    code, message = importer_cli.run_cli(iter_samples, args, specs)
-    print(message, file=sys.stderr if code else sys.stdout)
-    return code
+    return iter_samples, [a for a, split in zip(ARCHIVES, SPLITS) if split in wanted]
+
+
+def main(argv=None) -> int:
+    return importer_cli.main(
+        __doc__, iter_samples, argv, add_arguments=_add_arguments, setup=_setup
+    )
 
 
 if __name__ == "__main__":

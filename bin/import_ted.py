@@ -20,8 +20,8 @@ import sys
 from typing import Iterator, List, Tuple
 
 
-from util.importing import importer_cli, importers  # noqa: E402
-from util.importing.archives import ArchiveSpec  # noqa: E402
+from util.importing import importer_cli, importers
+from util.importing.archives import ArchiveSpec
 
 RELEASES = {
     "2": ArchiveSpec(
@@ -73,13 +73,18 @@ def iter_samples(root: str) -> Iterator[importers.RawSample]:
                     )
 
 
-def main(argv=None) -> int:
-    parser = importer_cli.build_parser(__doc__.splitlines()[0], __doc__)
+def _add_arguments(parser):
     parser.add_argument("--release", choices=sorted(RELEASES), default="3")
-    args = parser.parse_args(argv)
-    code, message = importer_cli.run_cli(iter_samples, args, [RELEASES[args.release]])
-    print(message, file=sys.stderr if code else sys.stdout)
-    return code
+
+
+def main(argv=None) -> int:
+    return importer_cli.main(
+        __doc__,
+        iter_samples,
+        argv,
+        add_arguments=_add_arguments,
+        setup=lambda args: (iter_samples, [RELEASES[args.release]]),
+    )
 
 
 if __name__ == "__main__":

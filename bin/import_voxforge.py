@@ -20,8 +20,8 @@ import zlib
 from typing import Iterator, List
 
 
-from util.importing import importer_cli, importers, transcripts  # noqa: E402
-from util.importing.archives import ArchiveSpec  # noqa: E402
+from util.importing import importer_cli, importers, transcripts
+from util.importing.archives import ArchiveSpec
 
 REPO_URL = (
     "https://www.repository.voxforge1.org/downloads/SpeechCorpus/Trunk/Audio/Main/"
@@ -79,14 +79,13 @@ def remote_archives() -> List[ArchiveSpec]:
     return [ArchiveSpec(n, REPO_URL + n) for n in names]
 
 
-def main(argv=None) -> int:
-    parser = importer_cli.build_parser(__doc__.splitlines()[0], __doc__)
-    args = parser.parse_args(argv)
+def _setup(args):
     args.archive = _expand(args.archive)
-    specs = remote_archives() if args.download and not args.archive else []
-    code, message = importer_cli.run_cli(iter_samples, args, specs)
-    print(message, file=sys.stderr if code else sys.stdout)
-    return code
+    return iter_samples, remote_archives() if args.download and not args.archive else []
+
+
+def main(argv=None) -> int:
+    return importer_cli.main(__doc__, iter_samples, argv, setup=_setup)
 
 
 if __name__ == "__main__":

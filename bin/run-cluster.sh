@@ -41,13 +41,7 @@ n_workers=${BASH_REMATCH[1]}
 n_gpus=${BASH_REMATCH[3]:-0}
 [ "$n_workers" -ge 1 ] || usage
 
-if [ -n "${PYTHON:-}" ]; then
-  PY=$PYTHON
-elif [ -x .venv/bin/python ]; then
-  PY=.venv/bin/python
-else
-  PY=python3
-fi
+. bin/_python.sh  # sets PY: $PYTHON, else .venv/bin/python, else python3
 LOG_DIR=${LOG_DIR:-$(mktemp -d -t deepspeech-cluster-XXXXXX)}
 mkdir -p "$LOG_DIR"
 

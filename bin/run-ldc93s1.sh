@@ -12,13 +12,7 @@ LEARNING_RATE=0.003
 DROPOUT_RATE=0
 LM_TOP_K=5000  # more than the 2559 distinct words of data/lm/vocab.txt: keep them all
 
-if [ -n "${PYTHON:-}" ]; then
-  PY=$PYTHON
-elif [ -x .venv/bin/python ]; then
-  PY=.venv/bin/python
-else
-  PY=python3
-fi
+. bin/_python.sh  # sets PY: $PYTHON, else .venv/bin/python, else python3
 
 "$PY" bin/import_ldc93s1.py "$OUT_DIR"
 

@@ -25,13 +25,7 @@ MAX_DURATION=${MAX_DURATION:-0}            # s; 0 keeps every utterance (<= 35 s
 LIMIT=${LIMIT:-0}                          # samples per set; 0 = all
 WORKERS=${WORKERS:-$(nproc)}               # conversion processes
 
-if [ -n "${PYTHON:-}" ]; then
-  PY=$PYTHON
-elif [ -x .venv/bin/python ]; then
-  PY=.venv/bin/python
-else
-  PY=python3
-fi
+. bin/_python.sh  # sets PY: $PYTHON, else .venv/bin/python, else python3
 
 # 1. Import: archives already in $DATA_DIR are used, missing ones downloaded (~30 GB).
 "$PY" bin/import_librivox.py "$DATA_DIR" --download \

@@ -460,6 +460,8 @@ def test_quantized_trained_model(trained_export, alphabet, repo_root, tmp_path):
 
 
 # Not slow: issue 4 asks for CI to prove the TensorFlow-free install (about 40-90 s).
+# The only test that reaches the package index (pip); deselect with -m "not network".
+@pytest.mark.network
 def test_fresh_venv_install_transcribes(
     trained_export, tmp_path, scorer_path, repo_root
 ):

@@ -1,4 +1,4 @@
-"""Tests for util/ctc.py: loss against TF's dense CTC, greedy decoding, the blank."""
+"""Tests for util/ctc.py: loss against TF's dense CTC, the blank, logit lengths."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from util.config import ModelConfig
-from util.ctc import blank_index, ctc_loss, greedy_decode, logits_length
+from ctcdecode import Alphabet, ctc_greedy_decoder
+from util.ctc import ctc_loss, logits_length
 from util.model import DeepSpeechModel, trainable_variables
 from util.optimizer import Adam
 
@@ -27,9 +28,24 @@ def random_problem(seed: int = 0):
     return [tf.constant(x) for x in (logits, logits_len, labels, labels_len)]
 
 
-def test_blank_is_the_last_class():
-    assert blank_index(N_CLASSES) == N_CLASSES - 1
-    assert blank_index(29) == 28
+def peaked_logits(path, n_classes: int = N_CLASSES) -> tf.Tensor:
+    """Logits [1, T, C] that put (nearly) all probability on ``path[t]`` per frame."""
+    return tf.constant(30.0 * np.eye(n_classes, dtype=np.float32)[path][np.newaxis])
+
+
+def test_the_loss_takes_the_last_class_as_the_blank():
+    """Only the last class separates repeated labels: the blank the decoder uses."""
+    labels, labels_len = tf.constant([[1, 1]]), tf.constant([2])
+    blank = N_CLASSES - 1
+    for separator, fits in ((blank, True), (0, False), (2, False)):
+        logits = peaked_logits([1, separator, 1])
+        loss = float(ctc_loss(logits, tf.constant([3]), labels, labels_len)[0])
+        assert (loss < 1e-3) == fits, (separator, loss)
+    # ... and ctcdecode's greedy decoder agrees: the same path reads as [1, 1].
+    alphabet = Alphabet.from_symbols(["a", "b", "c", "d", " "])
+    assert alphabet.n_classes == N_CLASSES and alphabet.blank_index == blank
+    probs = tf.nn.softmax(peaked_logits([1, blank, 1]))[0].numpy()
+    assert list(ctc_greedy_decoder(probs, alphabet).tokens) == [1, 1]
 
 
 def test_loss_finite_and_positive():
@@ -61,27 +77,26 @@ def test_loss_of_labels_that_cannot_fit_is_inf():
     assert np.isinf(loss.numpy()[0])
 
 
-def test_logits_length_is_identity():
-    lengths = tf.constant([0, 7, 123], tf.int32)
-    np.testing.assert_array_equal(logits_length(lengths).numpy(), lengths.numpy())
+def test_logits_length_is_what_the_model_emits():
+    """The model's time axis has exactly logits_length(features_len) valid frames."""
+    model = DeepSpeechModel(ModelConfig(n_hidden=8, dropout_rate=0.0), 26, N_CLASSES)
+    for n_frames in (1, 7, 30):
+        features = tf.zeros([1, n_frames, 26])
+        logits = model(features, tf.constant([n_frames]))
+        expected = int(logits_length(tf.constant([n_frames]))[0])
+        assert logits.shape[1] == expected, n_frames
 
 
-def one_hot_path(path, n_classes: int = N_CLASSES) -> np.ndarray:
-    return np.eye(n_classes, dtype=np.float32)[path]
-
-
-def test_greedy_decode_merges_repeats_and_drops_blanks():
-    blank = N_CLASSES - 1
+def test_greedy_decoding_respects_lengths_and_merges_repeats():
+    """The evaluation's greedy path (ctcdecode.ctc_greedy_decoder) on model-shaped
+    output: repeats merge unless a blank separates them; frames past length ignored."""
+    alphabet = Alphabet.from_symbols(["a", "b", "c", "d", " "])
+    blank = alphabet.blank_index
     path = [blank, 1, 1, blank, 1, 2, 2, 2, blank, blank, 3, 0, 0]
-    assert greedy_decode(one_hot_path(path), len(path)) == [1, 1, 2, 3, 0]
-
-
-def test_greedy_decode_respects_length():
-    blank = N_CLASSES - 1
-    path = [2, blank, 3, 4, 4]
-    assert greedy_decode(one_hot_path(path), 3) == [2, 3]
-    assert greedy_decode(one_hot_path(path), 0) == []
-    assert greedy_decode(one_hot_path([blank] * 4), 4) == []
+    probs = tf.nn.softmax(peaked_logits(path))[0].numpy()
+    assert list(ctc_greedy_decoder(probs, alphabet).tokens) == [1, 1, 2, 3, 0]
+    assert ctc_greedy_decoder(probs, alphabet, 3).text == "b"
+    assert ctc_greedy_decoder(probs, alphabet, 0).text == ""
 
 
 def test_loss_decreases_with_adam_on_one_batch():

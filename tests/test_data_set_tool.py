@@ -100,3 +100,44 @@ def test_feature_shards_train_without_audio(tmp_path, sample_csv, alphabet, tool
         np.testing.assert_array_equal(a["features_len"], b["features_len"])
     with pytest.raises(ValueError, match="cannot be mixed"):
         batches(list(from_csv[:1]) + list(shard_samples[1:]), cfg)
+
+
+def test_shards_written_without_tensorflow_read_back_with_tensorflow(tmp_path):
+    """The hand-written Example/TFRecord encoding is what TensorFlow reads (CRCs)."""
+    import tensorflow as tf
+
+    from util import tfrecords
+    from util.importing import shards
+
+    pcm = np.array([0, 1, -1, 32767, -32768], np.int16)
+    path = str(tmp_path / "x.tfrecord")
+    shards.write_shard(path, [shards.audio_example("héllo", "a.wav", pcm, 16000)])
+    (data,) = [r.numpy() for r in tf.data.TFRecordDataset(path)]  # checks both CRCs
+    example = tf.train.Example.FromString(data)
+    feature = example.features.feature
+    assert feature["transcript"].bytes_list.value[0].decode() == "héllo"
+    assert feature["sample_rate"].int64_list.value[0] == 16000
+    np.testing.assert_array_equal(
+        np.frombuffer(feature["audio"].bytes_list.value[0], "<i2"), pcm
+    )
+    # and the reverse: an Example TensorFlow serialized parses here
+    ours = tfrecords.parse_example(example.SerializeToString())
+    assert ours["kind"] == b"audio" and ours["sample_rate"] == 16000
+    negative = tf.train.Example(
+        features=tf.train.Features(
+            feature={"n": tf.train.Feature(int64_list=tf.train.Int64List(value=[-3]))}
+        )
+    )
+    assert tfrecords.parse_example(negative.SerializeToString())["n"] == -3
+    assert tfrecords.encode_example({"n": -3}) == negative.SerializeToString()
+
+
+def test_corrupt_record_names_the_shard(tmp_path):
+    from util import tfrecords
+    from util.importing import shards
+
+    path = tmp_path / "x.tfrecord"
+    shards.write_shard(str(path), [tfrecords.encode_example({"kind": b"audio"})])
+    path.write_bytes(path.read_bytes()[:-6])
+    with pytest.raises(ValueError, match="x.tfrecord: truncated record"):
+        list(tfrecords.iter_records(str(path)))

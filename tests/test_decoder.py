@@ -16,7 +16,6 @@ from typing import Dict, Mapping, Optional
 
 import numpy as np
 import pytest
-
 from ctcdecode import (
     Alphabet,
     BatchDecoder,
@@ -28,7 +27,7 @@ from ctcdecode import (
     ctc_greedy_decoder,
     scorer_package,
 )
-from ctcdecode.decoder import LOG10_TO_LN, _log_emissions
+from ctcdecode.decoder import LOG10_TO_LN, log_emissions
 from ctcdecode.scorer_package import ScorerError
 from helpers import write_bigram_arpa
 
@@ -228,10 +227,10 @@ def test_cutoff_prob_keeps_the_most_likely_labels_up_to_the_mass(alphabet):
     probs[0, :2] = [0.5, 0.3]
     probs[0, 3:] = 0.1 / (alphabet.n_classes - 3)
     probs[0, 2] = 0.1
-    logp = _log_emissions(probs, 0.75, False, alphabet)
+    logp = log_emissions(probs, 0.75, False, alphabet)
     assert np.isfinite(logp[0, :2]).all() and (logp[0, :2] > -1e9).all()
     assert (logp[0, 2:] < -1e9).all()
-    assert (_log_emissions(probs, 1.0, False, alphabet) > -1e9).all()
+    assert (log_emissions(probs, 1.0, False, alphabet) > -1e9).all()
 
 
 def test_wrong_shapes_are_rejected(alphabet):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from util.distributed import global_batch_size, is_chief, make_strategy
@@ -16,17 +17,46 @@ def test_one_device_gives_the_default_strategy():
     assert make_strategy() is tf.distribute.get_strategy()  # no (or one) GPU here
 
 
-def test_global_batch_size_is_per_replica_times_replicas():
-    assert global_batch_size(3, make_strategy([])) == 3
+class _Replicas:
+    """Stands in for a strategy: only ``num_replicas_in_sync`` is read."""
+
+    def __init__(self, n: int) -> None:
+        self.num_replicas_in_sync = n
 
 
-def test_single_process_is_chief():
-    assert is_chief()
+@pytest.mark.parametrize("per_replica, replicas, expected", [(3, 1, 3), (3, 4, 12)])
+def test_global_batch_size_is_per_replica_times_replicas(
+    per_replica, replicas, expected
+):
+    assert global_batch_size(per_replica, _Replicas(replicas)) == expected
+
+
+def _cluster(task_type, index, jobs):
+    return {
+        "cluster": {job: ["h:1"] * 2 for job in jobs},
+        "task": {"type": task_type, "index": index},
+    }
+
+
+@pytest.mark.parametrize(
+    "cluster, chief",
+    [
+        (None, True),  # a single process
+        (_cluster("chief", 0, ("chief", "worker")), True),
+        (_cluster("worker", 0, ("chief", "worker")), False),  # a chief job exists
+        (_cluster("worker", 0, ("worker",)), True),  # else worker 0
+        (_cluster("worker", 1, ("worker",)), False),
+        (_cluster("ps", 0, ("worker", "ps")), False),
+    ],
+)
+def test_exactly_one_process_is_chief(cluster, chief):
+    assert is_chief(cluster) is chief
 
 
 MIRRORED_TRAINING_SCRIPT = r"""
 import dataclasses, json, sys
 import numpy as np
+import pytest
 from util.distributed import global_batch_size, make_strategy, split_cpu
 
 split_cpu(2)  # before anything initialises TensorFlow's devices

@@ -192,7 +192,15 @@ def test_correlates_with_python_speech_features(signal, ldc93s1_samples):
     assert np.mean(per_coefficient) > MIN_PSF_CORRELATION
 
 
-def test_deterministic(ldc93s1_samples):
-    np.testing.assert_array_equal(
-        numpy_mfcc(ldc93s1_samples, CFG), numpy_mfcc(ldc93s1_samples, CFG)
-    )
+def test_each_frame_depends_only_on_its_window(ldc93s1_samples):
+    """No padding and no per-utterance normalisation: a prefix of the audio gives a
+    prefix of the frames, and dropping one hop of audio drops one frame (what the
+    streaming export and the frame arithmetic of util/samples.py rely on)."""
+    full = numpy_mfcc(ldc93s1_samples, CFG)
+    n = 10007
+    head = numpy_mfcc(ldc93s1_samples[:n], CFG)
+    assert len(head) == CFG.n_frames(n) < len(full)
+    np.testing.assert_allclose(head, full[: len(head)], rtol=1e-5, atol=1e-4)
+    shifted = numpy_mfcc(ldc93s1_samples[CFG.win_step_samples :], CFG)
+    assert len(shifted) == len(full) - 1
+    np.testing.assert_allclose(shifted, full[1:], rtol=1e-5, atol=1e-4)

@@ -1,6 +1,6 @@
 """Read audio files as float32 mono PCM at the model's sample rate. No flags, no TF.
 
-Contract (STYLE.md section 2, "audio"): :func:`read_audio` returns
+Contract (doc/ARCHITECTURE.rst, Contracts, "audio"): :func:`read_audio` returns
 ``samples: np.ndarray, shape [n], float32 in [-1, 1]`` at exactly the requested
 ``sample_rate``, or raises :class:`AudioError`, whose message names the file and the
 fix. Conversions are explicit and reported in :class:`Conversion`:
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 import warnings
 from dataclasses import dataclass
 from typing import Iterator, Tuple
@@ -31,6 +30,8 @@ from typing import Iterator, Tuple
 import numpy as np
 import soundfile as sf
 from absl import logging
+
+from ctcdecode.fileio import atomic_path
 
 SOXR_QUALITY = "HQ"  # soxr's high-quality sinc resampler (librosa's "soxr_hq")
 INT16_SCALE = 32768.0  # int16 PCM <-> [-1, 1), as TF's decode_wav
@@ -150,13 +151,8 @@ def write_wav(path: str, samples: np.ndarray, sample_rate: int) -> None:
             raise ValueError(f"samples must be float or int16, got {data.dtype}")
         scaled = np.round(data.astype(np.float64) * INT16_SCALE)
         data = np.clip(scaled, -INT16_SCALE, INT16_SCALE - 1).astype(np.int16)
-    tmp_path = f"{path}.tmp-{uuid.uuid4().hex}"
-    try:
+    with atomic_path(path) as tmp_path:
         sf.write(tmp_path, data, sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp_path, path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
 
 
 def _check_is_file(path: str) -> None:

@@ -24,6 +24,7 @@ import tensorflow as tf
 from absl import logging
 
 from ctcdecode import Alphabet, load_alphabet
+from ctcdecode.fileio import atomic_write_text
 from util.config import CheckpointConfig, Config
 
 CONFIG_FILE = "config.json"
@@ -64,16 +65,6 @@ class TrainingState(tf.Module):
         )
         self.epochs_since_best = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.epochs_since_lr_change = tf.Variable(0, dtype=tf.int64, trainable=False)
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` so readers see the old file or the whole new one, never a part."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def geometry_differences(saved: Config, current: Config) -> List[str]:

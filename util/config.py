@@ -300,20 +300,40 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
-class RuntimeConfig:
-    """TensorFlow runtime settings, applied by DeepSpeech.py before any op runs."""
+class DeviceConfig:
+    """GPU, precision and threads (doc/GPU.rst). Not geometry: a checkpoint trained
+    with one setting resumes, evaluates and exports with any other.
 
-    inter_op_parallelism_threads: int = 0  # 0 = TensorFlow's choice
-    intra_op_parallelism_threads: int = 0  # 0 = TensorFlow's choice
-    use_allow_growth: bool = False  # grow GPU memory on demand
-    log_placement: bool = False  # log each op's device
+    ``train_cudnn`` None and ``mixed_precision_dtype`` "auto" are decided at start-up
+    from the visible devices (util/devices.py) and recorded resolved in config.json.
+    """
+
+    train_cudnn: Optional[bool] = None  # None: on when a GPU is visible
+    load_cudnn: bool = False  # DeepSpeech 0.9; nothing to convert here
+    automatic_mixed_precision: bool = False
+    mixed_precision_dtype: str = "auto"  # auto | float16 | bfloat16
+    use_allow_growth: bool = False
+    log_placement: bool = False  # DeepSpeech 0.9: log each op's device (issue 12)
+    inter_op_parallelism_threads: int = 0  # 0: TensorFlow's choice
+    intra_op_parallelism_threads: int = 0  # 0: TensorFlow's choice
 
     def __post_init__(self) -> None:
-        if (
-            min(self.inter_op_parallelism_threads, self.intra_op_parallelism_threads)
-            < 0
-        ):
-            raise ValueError("--inter/intra_op_parallelism_threads must be >= 0")
+        if self.mixed_precision_dtype not in ("auto", "float16", "bfloat16"):
+            raise ValueError(
+                "--mixed_precision_dtype must be auto, float16 or bfloat16"
+            )
+        for name in ("inter_op_parallelism_threads", "intra_op_parallelism_threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name} must be >= 0")
+
+    @property
+    def compute_dtype(self) -> str:
+        """float32, or the 16-bit type of mixed precision once resolved."""
+        if not self.automatic_mixed_precision:
+            return "float32"
+        if self.mixed_precision_dtype == "auto":
+            raise ValueError("mixed_precision_dtype 'auto' is resolved at start-up")
+        return self.mixed_precision_dtype
 
 
 @dataclass(frozen=True)
@@ -327,7 +347,7 @@ class Config:
     export: ExportConfig = field(default_factory=ExportConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
-    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
 
     @classmethod
     def from_flags(cls, f: Mapping[str, Any]) -> "Config":
@@ -382,7 +402,7 @@ class Config:
                 worker_hosts=_split_files(f["worker_hosts"]),
                 ps_hosts=_split_files(f["ps_hosts"]),
             ),
-            runtime=_section(RuntimeConfig, f),
+            device=_section(DeviceConfig, f),
         )
 
     def to_json(self) -> str:
@@ -409,7 +429,7 @@ class Config:
             "export": ExportConfig,
             "decoder": DecoderConfig,
             "cluster": ClusterConfig,
-            "runtime": RuntimeConfig,
+            "device": DeviceConfig,
         }
         return cls(
             **{
@@ -462,15 +482,6 @@ DS09_IGNORED: Dict[str, Tuple[Any, str]] = {
         "the exported model transcribes one utterance per call, like 0.9's TFLite "
         "export; the deepspeech client batches files itself",
     ),
-    "train_cudnn": (
-        False,
-        "TensorFlow picks its fastest LSTM kernel itself and checkpoints are the same "
-        "on every device",
-    ),
-    "load_cudnn": (
-        False,
-        "checkpoints are the same on every device, there is nothing to convert",
-    ),
     "n_trials": (2400, "only lm_optimizer.py uses it"),
     "lm_alpha_max": (5.0, "only lm_optimizer.py uses it"),
     "lm_beta_max": (5.0, "only lm_optimizer.py uses it"),
@@ -480,10 +491,6 @@ DS09_IGNORED: Dict[str, Tuple[Any, str]] = {
 DS09_NOT_YET: Dict[str, Tuple[Any, str]] = {
     "augment": (None, "data augmentation is not available yet"),
     "drop_source_layers": (0, "transfer learning is not available yet"),
-    "automatic_mixed_precision": (
-        False,
-        "mixed-precision training is not available yet",
-    ),
     "bytes_output_mode": (False, "bytes output mode is not available yet"),
 }
 

@@ -1,20 +1,14 @@
-"""CTC: loss with real lengths, logit-length arithmetic, greedy decoding, blank rule.
+"""CTC for training: the loss with real lengths and the logit-length arithmetic.
 
-The blank is the LAST class (``n_classes - 1`` == ``alphabet.size()``), as in
-DeepSpeech: ``blank_index`` below is the one place that says so. Logits are batch-major
-``[B, T, n_classes]`` everywhere; the conversion to the time-major layout TF's native
-CTC kernel wants happens here, once.
+The blank is the LAST class, as in DeepSpeech; ``ctcdecode.Alphabet.blank_index``
+(``== alphabet.size() == n_classes - 1``) is the one place that says so, and decoding
+(greedy and beam search) lives in ``ctcdecode`` too, shared with the client. TF's
+native CTC kernel used here takes the last class as the blank, the same rule. Logits
+are batch-major ``[B, T, n_classes]`` everywhere; the conversion to the time-major
+layout that kernel wants happens here, once.
 """
 
-from typing import List
-
-import numpy as np
 import tensorflow as tf
-
-
-def blank_index(n_classes: int) -> int:
-    """The CTC blank: the last class."""
-    return n_classes - 1
 
 
 def logits_length(features_len: tf.Tensor) -> tf.Tensor:
@@ -51,20 +45,3 @@ def ctc_loss(
         ignore_longer_outputs_than_inputs=True,
         time_major=True,
     )
-
-
-def greedy_decode(probs: np.ndarray, length: int) -> List[int]:
-    """Best-path decoding of one utterance: argmax per frame, merge repeats, no blanks.
-
-    probs : float32 [T, C] (logits or probabilities); length : valid frames.
-    returns : label ids (without blanks).
-    """
-    best = np.argmax(probs[:length], axis=-1)
-    blank = blank_index(probs.shape[-1])
-    labels = []
-    previous = -1
-    for label in best:
-        if label != previous and label != blank:
-            labels.append(int(label))
-        previous = label
-    return labels

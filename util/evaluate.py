@@ -5,27 +5,27 @@ scored by the package's KenLM model, a test batch decoded in parallel processes
 (native_client/ctcdecode/decoder.py, doc/DECODER.rst).
 """
 
-from typing import List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from ctcdecode import Alphabet, BatchDecoder, BeamOptions, Scorer
+from ctcdecode import Alphabet, BatchDecoder, BeamOptions, Scorer, ctc_greedy_decoder
 from util.audio import read_audio
 from util.config import Config, DecoderConfig
-from util.ctc import greedy_decode
 from util.evaluate_tools import SetReport, make_sample_result
 from util.features import compute_mfcc
 from util.feeding import batch_plan, make_dataset
 from util.progress import Progress
-from util.samples import SampleSet
+from util.samples import Sample, SampleSet
 from util.steps import Steps
 
 
 def decode(probs: np.ndarray, length: int, alphabet: Alphabet) -> str:
-    """Text of one utterance. probs : float32 [T, n_classes]."""
-    return alphabet.decode(greedy_decode(probs, length))
+    """Greedy (best path) text of one utterance. probs : float32 [T, n_classes]."""
+    return ctc_greedy_decoder(probs, alphabet, length).text
 
 
 def load_scorer(cfg: DecoderConfig, alphabet: Alphabet) -> Optional[Scorer]:
@@ -54,16 +54,53 @@ def make_decoder(cfg: DecoderConfig, alphabet: Alphabet) -> Optional[BatchDecode
 
 
 def decode_batch(
-    decoder: Optional[BatchDecoder],
-    probs: np.ndarray,
-    lengths: Sequence[int],
-    alphabet: Alphabet,
+    decoder: Optional[BatchDecoder], probs: Sequence[np.ndarray], alphabet: Alphabet
 ) -> List[str]:
-    """Transcripts of a batch. probs : float32 [B, T, n_classes]; lengths : [B]."""
+    """Transcripts of a batch. probs[i] : float32 [T_i, n_classes], valid frames."""
     if decoder is None:
-        return [decode(row, int(n), alphabet) for row, n in zip(probs, lengths)]
-    results = decoder.decode(list(probs), [int(n) for n in lengths])
+        return [decode(p, len(p), alphabet) for p in probs]
+    results = decoder.decode(list(probs), [len(p) for p in probs])
     return [hyps[0].text if hyps else "" for hyps in results]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The acoustic model's output for one sample. probs : float32 [T, n_classes]
+    (valid frames only); loss: its CTC loss."""
+
+    sample: Sample
+    probs: np.ndarray
+    loss: float
+
+
+def predict(
+    steps: Steps, samples: Sequence[Sample], cfg: Config, label: str = "Predict"
+) -> Iterator[List[Prediction]]:
+    """Run the acoustic model over ``samples``, one batch at a time: the one loop.
+
+    Yields the batch's Predictions (``--test_batch_size``, ``--reverse_test`` order;
+    each carries its Sample). The test pass and lm_optimizer.py both use it.
+    Progress is shown under ``label`` (a bar with ``--show_progressbar``).
+    """
+    samples = list(samples)
+    plan = batch_plan(
+        samples, cfg.data.test_batch_size, 0, 0, False, cfg.data.reverse_test
+    )
+    progress = Progress(label, len(plan), cfg.train.show_progressbar)
+    for n, batch in enumerate(make_dataset(samples, plan, cfg.features), 1):
+        losses, probs = steps.eval_step(batch)
+        losses, probs = losses.numpy(), probs.numpy()
+        lengths = batch["features_len"].numpy()
+        yield [
+            Prediction(
+                samples[index],
+                np.ascontiguousarray(probs[row, : int(lengths[row])]),
+                float(losses[row]),
+            )
+            for row, index in enumerate(batch["index"].numpy())
+        ]
+        progress.update(n)
+    progress.finish()
 
 
 def test_set(
@@ -74,28 +111,14 @@ def test_set(
     decoder: Optional[BatchDecoder] = None,
 ) -> SetReport:
     """Decode every sample of one set (greedy, or with ``decoder``) and score it."""
-    samples = list(sample_set.samples)
-    plan = batch_plan(
-        samples, cfg.data.test_batch_size, 0, 0, False, cfg.data.reverse_test
-    )
     results = []
-    progress = Progress(
-        f"Test {sample_set.name}", len(plan), cfg.train.show_progressbar
-    )
-    for n, batch in enumerate(make_dataset(samples, plan, cfg.features), 1):
-        losses, probs = steps.eval_step(batch)
-        lengths = batch["features_len"].numpy()
-        texts = decode_batch(decoder, probs.numpy(), lengths, alphabet)
-        for row, index in enumerate(batch["index"].numpy()):
-            sample = samples[index]
-            text = texts[row]
-            results.append(
-                make_sample_result(
-                    sample.wav_filename, sample.transcript, text, float(losses[row])
-                )
-            )
-        progress.update(n)
-    progress.finish()
+    name = f"Test {sample_set.name}"
+    for batch in predict(steps, sample_set.samples, cfg, name):
+        texts = decode_batch(decoder, [p.probs for p in batch], alphabet)
+        results += [
+            make_sample_result(p.sample.wav_filename, p.sample.transcript, text, p.loss)
+            for p, text in zip(batch, texts)
+        ]
     return SetReport(sample_set.name, tuple(results))
 
 
@@ -134,8 +157,7 @@ def transcribe_file(steps: Steps, path: str, cfg: Config, alphabet: Alphabet) ->
     probs = tf.nn.softmax(logits)[0].numpy()
     decoder = make_decoder(cfg.decoder, alphabet)
     try:
-        texts = decode_batch(decoder, probs[np.newaxis], [int(features_len)], alphabet)
-        return texts[0]
+        return decode_batch(decoder, [probs[: int(features_len)]], alphabet)[0]
     finally:
         if decoder is not None:
             decoder.close()

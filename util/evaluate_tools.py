@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Dict, Hashable, List, Sequence, Tuple
 
 import numpy as np
 from absl import logging
+
+from ctcdecode.fileio import atomic_write
 
 REPORT_RULE = "-" * 80  # DeepSpeech's separator between report blocks.
 SECTION_BEST = "Best WER"
@@ -277,20 +277,6 @@ def write_results_json(path: str, reports: Sequence[SetReport]) -> None:
     (``ensure_ascii=False``), as DeepSpeech's ``save_samples_json`` intended.
     """
     records = _results_records(reports)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
-    )
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fout:
-            json.dump(records, fout, ensure_ascii=False, indent=2)
-            fout.flush()
-            os.fsync(fout.fileno())
-        # mkstemp creates 0600; results are not secret and other users read them.
-        os.chmod(tmp_path, 0o644)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    with atomic_write(path) as fout:
+        json.dump(records, fout, ensure_ascii=False, indent=2)
     logging.info("Wrote %d test results to %s", len(records), path)

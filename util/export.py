@@ -37,7 +37,7 @@ import tensorflow as tf
 from absl import logging
 
 from ctcdecode import Alphabet
-from util.checkpoints import atomic_write_text
+from ctcdecode.fileio import atomic_path, atomic_write_text, temporary_name
 from util.config import Config, ExportConfig
 from util.features import compute_mfcc
 from util.lstm import lstm_inference
@@ -214,7 +214,7 @@ def export_saved_model(model: DeepSpeechModel, cfg: Config, alphabet: Alphabet) 
         raise ValueError("--export_dir is empty")
     os.makedirs(export_dir, exist_ok=True)
     target = os.path.join(export_dir, cfg.export.export_file_name)
-    tmp = f"{target}.tmp-{os.getpid()}"
+    tmp = temporary_name(target)  # a directory: renamed whole, like a file
     serving = _Serving(model, cfg)
     tf.saved_model.save(
         serving, tmp, signatures={"serving_default": serving.probabilities}
@@ -265,10 +265,9 @@ def export_tflite(model: DeepSpeechModel, cfg: Config, alphabet: Alphabet) -> st
     os.makedirs(export_dir, exist_ok=True)
     target = os.path.join(export_dir, cfg.export.export_file_name + TFLITE_SUFFIX)
     blob = tflite_bytes(model, cfg, alphabet)
-    tmp = f"{target}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as out:
-        out.write(blob)
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as out:
+            out.write(blob)
     _write_metadata_json(cfg, alphabet)
     logging.info("exported TFLite model to %s (%.1f MB)", target, len(blob) / 1e6)
     return target

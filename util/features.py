@@ -2,8 +2,9 @@
 
 ``feeding.py`` calls :func:`compute_mfcc` inside ``Dataset.map`` and ``export.py`` wraps
 the same function in the serving signature, so training and inference cannot drift
-apart (STYLE.md rule 6). It is a deterministic function of (samples, FeatureConfig)
-with no training-only behaviour; augmentations live in ``augmentations.py``.
+apart (doc/CONTRIBUTING.rst, rule 6). It is a deterministic function of (samples,
+FeatureConfig) with no training-only behaviour (there is no data augmentation yet; it
+would be applied in ``feeding.py``, never here).
 
 Feature contract (DeepSpeech 0.9 ``samples_to_mfccs``, bit for bit):
 

@@ -1,6 +1,6 @@
 """Validated samples -> batched tf.data pipeline of MFCC features and CTC labels.
 
-Contract (STYLE.md section 2): every batch is a dict
+Contract (doc/ARCHITECTURE.rst, Contracts): every batch is a dict
 
 - ``features``: float32 [B, T, n_mfcc], zero beyond each sample's length
 - ``features_len``: int32 [B], real frames per sample
@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from ctcdecode.fileio import atomic_write
 from util import sample_collections
 from util.audio import read_audio
 from util.config import FeatureConfig
@@ -308,7 +309,6 @@ def _build_cache(
     show_progress: bool,
 ) -> None:
     """Featurize ``samples`` in order, stream to temp files, rename them into place."""
-    suffix = f".tmp-{os.getpid()}"
     offsets = np.zeros([len(samples) + 1], np.int64)
     load = _audio_loader(samples, cfg)
     dataset = tf.data.Dataset.from_tensor_slices(
@@ -318,25 +318,18 @@ def _build_cache(
         lambda i: load(i)[0], num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     ).prefetch(tf.data.AUTOTUNE)
     progress = Progress("Feature cache", len(samples), show_progress)
-    try:
-        with open(features_path + suffix, "wb") as out:
-            header_len = _write_npy_header(out, (0, cfg.n_mfcc))
-            for i, features in enumerate(dataset.as_numpy_iterator()):
-                out.write(np.ascontiguousarray(features, dtype="<f4").tobytes())
-                offsets[i + 1] = offsets[i] + len(features)
-                progress.update(i + 1)
-            progress.finish()
-            out.seek(0)
-            if _write_npy_header(out, (int(offsets[-1]), cfg.n_mfcc)) != header_len:
-                raise ValueError("feature cache: .npy header changed size")
-        with open(index_path + suffix, "wb") as out:
-            np.save(out, offsets)
-        os.replace(features_path + suffix, features_path)
-        os.replace(index_path + suffix, index_path)
-    finally:
-        for tmp in (features_path + suffix, index_path + suffix):
-            if os.path.exists(tmp):
-                os.remove(tmp)
+    with atomic_write(features_path, "wb") as out:
+        header_len = _write_npy_header(out, (0, cfg.n_mfcc))
+        for i, features in enumerate(dataset.as_numpy_iterator()):
+            out.write(np.ascontiguousarray(features, dtype="<f4").tobytes())
+            offsets[i + 1] = offsets[i] + len(features)
+            progress.update(i + 1)
+        progress.finish()
+        out.seek(0)
+        if _write_npy_header(out, (int(offsets[-1]), cfg.n_mfcc)) != header_len:
+            raise ValueError("feature cache: .npy header changed size")
+    with atomic_write(index_path, "wb") as out:
+        np.save(out, offsets)
 
 
 def _write_npy_header(out: Any, shape: Tuple[int, int]) -> int:

@@ -541,8 +541,60 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     )
     # sphinx-doc: log_flags_end
 
+    _define_device_flags(flag_values)
     _define_ds09_flags(flag_values)
     _register_validators(flag_values)
+
+
+def _define_device_flags(flag_values: flags.FlagValues) -> None:
+    """GPU, precision and thread flags (DeepSpeech 0.9 names; doc/GPU.rst)."""
+    # sphinx-doc: device_flags_start
+    F.DEFINE_boolean(
+        "train_cudnn",
+        None,
+        "run the LSTM through cuDNN's fused kernel, with the same variables as the default path (checkpoints interchange both ways); default: on when a GPU is visible. Without a GPU, --train_cudnn runs the same math on the CPU (slower than the default path)",
+        flag_values=flag_values,
+    )
+    F.DEFINE_boolean(
+        "load_cudnn",
+        False,
+        "DeepSpeech 0.9: convert a cuDNN checkpoint for CPU use. Accepted; nothing to convert here: checkpoints from --train_cudnn already hold the default path's variables",
+        flag_values=flag_values,
+    )
+    F.DEFINE_boolean(
+        "automatic_mixed_precision",
+        False,
+        "compute in 16-bit floats (see --mixed_precision_dtype) with float32 variables; float16 uses dynamic loss scaling. Checkpoints and exports stay float32",
+        flag_values=flag_values,
+    )
+    F.DEFINE_enum(
+        "mixed_precision_dtype",
+        "auto",
+        ["auto", "float16", "bfloat16"],
+        "16-bit type of --automatic_mixed_precision: auto = float16 on a GPU (tensor cores since Volta), bfloat16 on a CPU",
+        flag_values=flag_values,
+    )
+    F.DEFINE_boolean(
+        "use_allow_growth",
+        False,
+        "allocate GPU memory as needed instead of (almost) all of it at start",
+        flag_values=flag_values,
+    )
+    F.DEFINE_integer(
+        "inter_op_parallelism_threads",
+        0,
+        "threads that run independent ops in parallel (0 = TensorFlow's choice)",
+        lower_bound=0,
+        flag_values=flag_values,
+    )
+    F.DEFINE_integer(
+        "intra_op_parallelism_threads",
+        0,
+        "threads one op (a matmul) may use (0 = TensorFlow's choice: all cores)",
+        lower_bound=0,
+        flag_values=flag_values,
+    )
+    # sphinx-doc: device_flags_end
 
 
 def _define_ds09_flags(flag_values: flags.FlagValues) -> None:
@@ -632,26 +684,6 @@ def _define_ds09_flags(flag_values: flags.FlagValues) -> None:
         "start from --learning_rate even when the checkpoint holds a rate lowered by --reduce_lr_on_plateau",
         flag_values=flag_values,
     )
-    F.DEFINE_integer(
-        "inter_op_parallelism_threads",
-        0,
-        "TensorFlow threads that run independent ops in parallel (0 = TensorFlow's choice)",
-        lower_bound=0,
-        flag_values=flag_values,
-    )
-    F.DEFINE_integer(
-        "intra_op_parallelism_threads",
-        0,
-        "TensorFlow threads used inside one op (0 = TensorFlow's choice)",
-        lower_bound=0,
-        flag_values=flag_values,
-    )
-    F.DEFINE_boolean(
-        "use_allow_growth",
-        False,
-        "let TensorFlow grow its GPU memory as needed instead of taking it all at start",
-        flag_values=flag_values,
-    )
     F.DEFINE_boolean(
         "log_placement",
         False,
@@ -726,7 +758,7 @@ def _define_ds09_flags(flag_values: flags.FlagValues) -> None:
     # sphinx-doc: ds09_lm_optimizer_flags_end
 
     # Implemented by other open issues; until then a non-default value is refused with a
-    # one-line error (or warns where ignoring it is harmless), see util/config.py.
+    # one-line error, see util/config.py.
     # sphinx-doc: ds09_pending_flags_start
     F.DEFINE_multi_string(
         "augment",
@@ -739,24 +771,6 @@ def _define_ds09_flags(flag_values: flags.FlagValues) -> None:
         0,
         "DeepSpeech 0.9's transfer learning: re-initialise this many output layers of the loaded checkpoint (not available yet: refused)",
         lower_bound=0,
-        flag_values=flag_values,
-    )
-    F.DEFINE_boolean(
-        "train_cudnn",
-        False,
-        "DeepSpeech 0.9's cuDNN LSTM for training (checkpoints here are the same for every backend: only warns)",
-        flag_values=flag_values,
-    )
-    F.DEFINE_boolean(
-        "load_cudnn",
-        False,
-        "DeepSpeech 0.9's conversion of a cuDNN checkpoint for CPU use (checkpoints here need none: only warns)",
-        flag_values=flag_values,
-    )
-    F.DEFINE_boolean(
-        "automatic_mixed_precision",
-        False,
-        "DeepSpeech 0.9's mixed-precision training (not available yet: refused)",
         flag_values=flag_values,
     )
     F.DEFINE_boolean(

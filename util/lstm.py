@@ -100,14 +100,17 @@ def _recurrent_product(h: tf.Tensor, kernels) -> tf.Tensor:
 def _gate_scale(kernel: tf.Tensor) -> tf.Tensor:
     """[4H]: 2 on the candidate gate j, 1 elsewhere; tanh(x) = 2 sigmoid(2x) - 1.
 
+    In ``kernel.dtype``: the loop runs in the compute dtype (mixed precision too).
+
     A constant when the cell size is static (always, for our model): TFLite then folds
     it, where a dynamically built concat failed to prepare inside the WHILE body.
     """
     n_cell = kernel.shape[1]
     if n_cell is None:
-        ones = tf.ones([tf.shape(kernel)[1]])
+        ones = tf.ones([tf.shape(kernel)[1]], kernel.dtype)
         return tf.concat([ones, 2.0 * ones, ones, ones], axis=0)
-    return tf.constant([1.0] * n_cell + [2.0] * n_cell + [1.0] * (2 * n_cell))
+    scale = [1.0] * n_cell + [2.0] * n_cell + [1.0] * (2 * n_cell)
+    return tf.constant(scale, kernel.dtype)
 
 
 def _forward(projected, kernel) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:

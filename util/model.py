@@ -27,6 +27,7 @@ from typing import List, Optional, Tuple
 
 import tensorflow as tf
 
+from util import cudnn_rnn
 from util.config import DROPOUT_LAYERS, ModelConfig
 from util.lstm import N_GATES as LSTM_GATES
 from util.lstm import lstm_sequence
@@ -66,19 +67,30 @@ class DeepSpeechModel(tf.Module):
         features_len: tf.Tensor,
         training: bool = False,
         dropout_seed: Optional[tf.Tensor] = None,
+        cudnn: bool = False,
     ) -> tf.Tensor:
         """Logits for a padded batch.
 
         features : float32 [B, T, n_input]; frames at t >= features_len[b] must be zero.
+            Computation runs in ``features.dtype`` (bfloat16/float16 under
+            ``--automatic_mixed_precision``; the float32 variables are cast at use).
         features_len : int32 [B]
         dropout_seed : int32 [2], required when training with dropout (stateless dropout
             keeps runs reproducible and resumable).
-        returns : float32 [B, T, n_classes] logits (softmax: per-frame probabilities).
+        cudnn : run the LSTM through cuDNN (``--train_cudnn``, util/cudnn_rnn.py)
+            with the same variables; logits agree with the default path to float
+            round-off within each utterance's length.
+        returns : [B, T, n_classes] logits in ``features.dtype`` (softmax: per-frame
+            probabilities).
         """
         x = self.feed_forward_front(features, training, dropout_seed)
         # Time-major from here: the LSTM loop steps over the leading axis, and the large
         # input projection is computed in that layout directly (no big transpose).
-        x = self.recurrent(tf.transpose(x, [1, 0, 2]), features_len, training)
+        x = tf.transpose(x, [1, 0, 2])
+        if cudnn:
+            x = self.recurrent_cudnn(x, features_len, training)
+        else:
+            x = self.recurrent(x, features_len, training)
         logits = self.feed_forward_back(x, training, dropout_seed)
         return tf.transpose(logits, [1, 0, 2])
 
@@ -92,11 +104,11 @@ class DeepSpeechModel(tf.Module):
             what lets a streaming client feed overlapping chunks (util/export.py).
         """
         kernel = tf.reshape(
-            self.layer_1.weights,
+            tf.cast(self.layer_1.weights, features.dtype),
             [self.cfg.window_frames, self.n_input, self.cfg.n_hidden],
         )
         x = tf.nn.conv1d(features, kernel, stride=1, padding=padding)
-        x = x + self.layer_1.bias
+        x = x + tf.cast(self.layer_1.bias, x.dtype)
         x = self._activate(x, training, dropout_seed, 1)
         x = self._activate(self.layer_2(x), training, dropout_seed, 2)
         return self._activate(self.layer_3(x), training, dropout_seed, 3)
@@ -117,11 +129,20 @@ class DeepSpeechModel(tf.Module):
             projected = tf.stack(
                 [self.lstm[0].project(x), self.lstm[1].project(reversed_x)], axis=1
             )  # [T, 2, B, 4H]
-        kernels = tf.stack([w.recurrent_kernel for w in self.lstm])  # [D, H, 4H]
+        kernels = tf.stack([_cast(w.recurrent_kernel, x) for w in self.lstm])
         hs = lstm_sequence(projected, kernels, training)  # [T, D, B, H]
         if self.n_directions == 1:
             return hs[:, 0]
         return tf.concat([hs[:, 0], _reverse(hs[:, 1], features_len)], axis=-1)
+
+    def recurrent_cudnn(
+        self, x: tf.Tensor, features_len: tf.Tensor, training: bool = False
+    ) -> tf.Tensor:
+        """Layer 4 through cuDNN (util/cudnn_rnn.py): same contract and variables as
+        :meth:`recurrent`; outputs past each length are zero."""
+        weights = [(w.kernel, w.recurrent_kernel, w.bias) for w in self.lstm]
+        use_gpu = cudnn_rnn.gpu_kernel_available()
+        return cudnn_rnn.lstm_layer(x, features_len, weights, training, use_gpu)
 
     def feed_forward_back(self, x, training=False, dropout_seed=None) -> tf.Tensor:
         """Layers 5-6: [..., n_hidden * D] -> logits [..., n_classes]."""
@@ -141,6 +162,11 @@ class DeepSpeechModel(tf.Module):
             )
             x = tf.nn.experimental.stateless_dropout(x, rate, seed=seed)
         return x
+
+
+def _cast(variable: tf.Variable, like: tf.Tensor) -> tf.Tensor:
+    """The variable in the compute dtype of ``like`` (a no-op in float32)."""
+    return tf.cast(variable, like.dtype)
 
 
 def _reverse(x: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
@@ -172,7 +198,7 @@ class _Dense(tf.Module):
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         """[..., n_in] -> [..., n_out]; one matmul over all batch and time positions."""
-        return tf.tensordot(x, self.weights, axes=1) + self.bias
+        return tf.tensordot(x, _cast(self.weights, x), axes=1) + _cast(self.bias, x)
 
 
 class _LayerNorm(tf.Module):
@@ -214,7 +240,7 @@ class _LSTMWeights(tf.Module):
 
     def project(self, x: tf.Tensor) -> tf.Tensor:
         """[..., n_in] -> [..., 4H]: the input half of every gate, all steps at once."""
-        return tf.tensordot(x, self.kernel, axes=1) + self.bias
+        return tf.tensordot(x, _cast(self.kernel, x), axes=1) + _cast(self.bias, x)
 
 
 def trainable_variables(model: DeepSpeechModel) -> List[tf.Variable]:

@@ -110,3 +110,42 @@ class Adam(tf.Module):
 def _slot(var: tf.Variable, kind: str) -> tf.Variable:
     name = var.name.split(":")[0].replace("/", "_")
     return tf.Variable(tf.zeros_like(var), trainable=False, name=f"{name}_{kind}")
+
+
+class DynamicLossScale(tf.Module):
+    """Dynamic loss scaling for float16 compute (Micikevicius et al., 2018).
+
+    The loss is multiplied by ``scale`` before differentiation so small float16
+    gradients do not flush to zero, and the float32 gradients are divided by it
+    before the update. Inf/NaN gradients (an overflow) skip the update (``Adam.apply``
+    does that already) and halve the scale; 2000 finite steps in a row double it.
+    Same defaults as Keras' ``LossScaleOptimizer``. Not checkpointed: a resumed run
+    re-finds the scale within a few skipped steps.
+    """
+
+    def __init__(self, initial: float = 2.0**15, growth_steps: int = 2000) -> None:
+        super().__init__(name="loss_scale")
+        self.growth_steps = growth_steps
+        # Every replica computes the same update from the all-reduced gradients.
+        agg = tf.VariableAggregation.ONLY_FIRST_REPLICA
+        self.scale = tf.Variable(
+            initial, trainable=False, dtype=tf.float32, aggregation=agg, name="scale"
+        )
+        self.good_steps = tf.Variable(
+            0, trainable=False, dtype=tf.int64, aggregation=agg, name="good_steps"
+        )
+
+    def unscale(self, grads: Sequence[tf.Tensor]) -> List[tf.Tensor]:
+        return [g / self.scale for g in grads]
+
+    def update(self, finite: tf.Tensor) -> None:
+        """After a step: ``finite`` whether its gradients were finite."""
+        grow = tf.logical_and(finite, self.good_steps + 1 >= self.growth_steps)
+        scale = tf.where(
+            finite,
+            tf.where(grow, self.scale * 2.0, self.scale),
+            tf.maximum(self.scale / 2.0, 1.0),
+        )
+        good = tf.where(tf.logical_and(finite, tf.logical_not(grow)), 1, 0)
+        self.good_steps.assign(tf.cast(good, tf.int64) * (self.good_steps + 1))
+        self.scale.assign(scale)

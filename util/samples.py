@@ -1,12 +1,13 @@
 """Read sample CSVs and validate every row before training sees it.
 
-Contract (see STYLE.md section 2): a CSV has the columns ``wav_filename,wav_filesize,
-transcript`` and is UTF-8. A relative ``wav_filename`` resolves against the CSV's
-directory, as in DeepSpeech. ``read_sample_set`` turns one CSV into a ``SampleSet`` of
-``Sample`` rows whose audio header is readable, whose transcript encodes in the alphabet
-and whose audio is long enough for CTC. Every other row becomes a ``BadSample`` naming
-its CSV line and the reason, so a user can fix the file instead of meeting a NaN loss or
-a crash hours into training (DeepSpeech#1629: transcripts too long for their audio).
+Contract (doc/ARCHITECTURE.rst, Contracts): a CSV has the columns
+``wav_filename,wav_filesize, transcript`` and is UTF-8. A relative ``wav_filename``
+resolves against the CSV's directory, as in DeepSpeech. ``read_sample_set`` turns one
+CSV into a ``SampleSet`` of ``Sample`` rows whose audio header is readable, whose
+transcript encodes in the alphabet and whose audio is long enough for CTC. Every other
+row becomes a ``BadSample`` naming its CSV line and the reason, so a user can fix the
+file instead of meeting a NaN loss or a crash hours into training (DeepSpeech#1629:
+transcripts too long for their audio).
 
 Only audio headers are read here (``util.audio.audio_info``); decoding happens later, in
 the tf.data pipeline (``util.feeding``). This module imports no TensorFlow.
@@ -118,8 +119,8 @@ class CsvNotFoundError(FileNotFoundError, ValueError):
 
 
 @dataclass(frozen=True)
-class _Row:
-    """One raw CSV row, before validation."""
+class CsvRow:
+    """One raw CSV row, before validation (``read_csv_rows``)."""
 
     row: int
     wav_filename: str  # absolute path
@@ -169,7 +170,7 @@ def read_sample_set(
         return read_sdb_set(csv_path, alphabet, cfg, limit, skip_bad, read_buffer)
     if tfrecords.is_tfrecord_source(csv_path):  # TFRecord shards (or a glob of them)
         return _read_tfrecord_set(csv_path, alphabet, cfg, limit, skip_bad)
-    rows = _read_rows(csv_path, limit)
+    rows = read_csv_rows(csv_path, limit)
     with ThreadPoolExecutor(max_workers=max(1, n_workers)) as pool:
         checked = list(pool.map(lambda r: _check_row(r, csv_path, alphabet, cfg), rows))
     good = [c for c in checked if isinstance(c[0], Sample)]
@@ -247,8 +248,16 @@ def _record_sample(
     )
 
 
-def _read_rows(csv_path: str, limit: int) -> List[_Row]:
-    """The CSV's rows with absolute paths; raises ValueError naming the CSV."""
+def read_csv_rows(
+    csv_path: str, limit: int = 0, required: Sequence[str] = CSV_COLUMNS
+) -> List[CsvRow]:
+    """The rows of a sample CSV, ``wav_filename`` made absolute: the one CSV reader.
+
+    The trainer, ``evaluate_tflite.py`` and the alphabet check all read sample CSVs
+    here. ``required`` columns must exist (an absent optional one reads as "");
+    ``limit`` > 0 keeps the first rows only. Raises CsvNotFoundError or ValueError
+    naming the CSV and the fix.
+    """
     if not os.path.isfile(csv_path):
         raise CsvNotFoundError(f"sample CSV {csv_path!r} does not exist")
     try:
@@ -262,7 +271,7 @@ def _read_rows(csv_path: str, limit: int) -> List[_Row]:
         )
     except (ValueError, pd.errors.ParserError) as e:  # incl. UnicodeDecodeError
         raise ValueError(f"cannot read sample CSV {csv_path!r}: {e}") from e
-    missing = [c for c in CSV_COLUMNS if c not in frame.columns]
+    missing = [c for c in required if c not in frame.columns]
     if missing:
         raise ValueError(
             f"sample CSV {csv_path!r} lacks column(s) {', '.join(missing)}; "
@@ -270,21 +279,25 @@ def _read_rows(csv_path: str, limit: int) -> List[_Row]:
             f"and needs {','.join(CSV_COLUMNS)}"
         )
     base = os.path.dirname(os.path.abspath(csv_path))
+    empty = [""] * len(frame)
+    names, sizes, texts = (
+        frame[c] if c in frame.columns else empty for c in CSV_COLUMNS
+    )
     return [
-        _Row(
+        CsvRow(
             row=k + 2,  # header is line 1; exact unless a quoted field spans lines
-            wav_filename=os.path.normpath(os.path.join(base, str(name))),
+            wav_filename=(
+                os.path.normpath(os.path.join(base, str(name))) if name else ""
+            ),
             wav_filesize=str(size),
             transcript=str(text),
         )
-        for k, (name, size, text) in enumerate(
-            zip(frame["wav_filename"], frame["wav_filesize"], frame["transcript"])
-        )
+        for k, (name, size, text) in enumerate(zip(names, sizes, texts))
     ]
 
 
 def _check_row(
-    row: _Row, csv_path: str, alphabet: Any, cfg: FeatureConfig
+    row: CsvRow, csv_path: str, alphabet: Any, cfg: FeatureConfig
 ) -> Tuple[Union[Sample, BadSample], Optional[AudioInfo]]:
     """Validate one row: the audio, the transcript, then the one against the other."""
     info, problem = _check_audio(row.wav_filename)
@@ -354,7 +367,7 @@ def check_transcript(
         return (), (OUT_OF_ALPHABET, str(e))
 
 
-def _filesize(row: _Row) -> int:
+def _filesize(row: CsvRow) -> int:
     """The CSV's ``wav_filesize``, or the size on disk when it is empty or garbage."""
     try:
         return int(row.wav_filesize.strip())

@@ -6,6 +6,11 @@ replica takes an interleaved slice of the global batch (rows r, r+n, ...; the ba
 length-sorted, so every slice is too) and trims it to its own longest utterance. The
 loss is ``sum(per-utterance CTC) / global batch size``, so gradients summed over
 replicas are the global mean, as DeepSpeech's ``reduce_mean`` over the batch.
+
+GPU options (doc/GPU.rst): ``cudnn`` runs the LSTM through cuDNN (same variables);
+``compute_dtype`` bfloat16/float16 casts the features so the model computes in 16 bits
+against its float32 variables, and the logits back to float32 for the CTC loss;
+float16 adds dynamic loss scaling.
 """
 
 from typing import Dict, Tuple
@@ -14,7 +19,7 @@ import tensorflow as tf
 
 from util.ctc import ctc_loss, logits_length
 from util.model import DeepSpeechModel, trainable_variables
-from util.optimizer import Adam
+from util.optimizer import Adam, DynamicLossScale
 
 Batch = Dict[str, tf.Tensor]
 
@@ -39,11 +44,19 @@ class Steps:
         optimizer: Adam,
         strategy: tf.distribute.Strategy,
         jit: bool = False,
+        cudnn: bool = False,
+        compute_dtype: str = "float32",
     ) -> None:
         self.model = model
         self.optimizer = optimizer
         self.strategy = strategy
         self.variables = trainable_variables(model)
+        self.cudnn = cudnn
+        self.compute_dtype = tf.as_dtype(compute_dtype)
+        self.loss_scale = None
+        if self.compute_dtype == tf.float16:
+            with strategy.scope():
+                self.loss_scale = DynamicLossScale()
         sig = batch_signature(model.n_input)
         seed_spec = tf.TensorSpec([2], tf.int32)
         self.train_step = tf.function(
@@ -58,12 +71,7 @@ class Steps:
         def replica(batch: Batch):
             local = _replica_slice(batch)
             with tf.GradientTape() as tape:
-                logits = self.model(
-                    local["features"],
-                    local["features_len"],
-                    training=True,
-                    dropout_seed=seed,
-                )
+                logits = self._logits(local, training=True, dropout_seed=seed)
                 losses = ctc_loss(
                     logits,
                     logits_length(local["features_len"]),
@@ -71,16 +79,27 @@ class Steps:
                     local["labels_len"],
                 )
                 loss = tf.reduce_sum(losses) / global_size
+                if self.loss_scale is not None:
+                    loss = loss * self.loss_scale.scale
             grads = tape.gradient(loss, self.variables)
-            applied = self.optimizer.apply(grads, self.variables)
-            return losses, local["index"], applied
+            if self.loss_scale is None:
+                applied = self.optimizer.apply(grads, self.variables)
+                return losses, local["index"], applied
+            applied = self.optimizer.apply(
+                self.loss_scale.unscale(grads), self.variables
+            )
+            self.loss_scale.update(applied)
+            # An overflow with finite losses is the loss scale's business (it halved),
+            # not a bad batch: report the step as handled.
+            handled = tf.reduce_all(tf.math.is_finite(losses))
+            return losses, local["index"], tf.logical_or(applied, handled)
 
         losses, index, applied = self.strategy.run(replica, args=(batch,))
         return self._gather(losses, index, batch), self._first(applied)
 
     def _eval_step(self, batch: Batch) -> Tuple[tf.Tensor, tf.Tensor]:
         """returns (loss float32 [B], probs float32 [B, T, C]); single replica."""
-        logits = self.model(batch["features"], batch["features_len"], training=False)
+        logits = self._logits(batch, training=False)
         losses = ctc_loss(
             logits,
             logits_length(batch["features_len"]),
@@ -88,6 +107,17 @@ class Steps:
             batch["labels_len"],
         )
         return losses, tf.nn.softmax(logits)
+
+    def _logits(self, batch: Batch, training: bool, dropout_seed=None) -> tf.Tensor:
+        """float32 logits [B, T, C], computed in ``compute_dtype``."""
+        logits = self.model(
+            tf.cast(batch["features"], self.compute_dtype),
+            batch["features_len"],
+            training=training,
+            dropout_seed=dropout_seed,
+            cudnn=self.cudnn,
+        )
+        return tf.cast(logits, tf.float32)
 
     def _gather(self, losses, index, batch: Batch) -> tf.Tensor:
         """Per-replica losses back into the global batch's order."""

@@ -26,7 +26,7 @@ import glob
 import json
 import os
 import struct
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from absl import logging
@@ -69,6 +69,145 @@ def file_of(path: str) -> str:
     return ref[0] if ref else path
 
 
+# -- the format: tf.train.Example and TFRecord framing, without TensorFlow -----------
+#
+# An Example is Features{map<string, Feature>}; a Feature here is a BytesList or an
+# Int64List of one value (tensorflow/core/example/{example,feature}.proto). The fields
+# are encoded as protobuf wire format directly, so the import tooling writes shards and
+# the trainer reads them without importing TensorFlow; tf.data.TFRecordDataset and
+# tf.train.Example read these shards unchanged (tests/test_data_set_tool.py checks).
+# A TFRecord is: uint64 length, masked CRC32C of the length, data, masked CRC32C of
+# the data (tensorflow/core/lib/io/record_writer.cc).
+
+Field = Union[bytes, int]  # a BytesList or an Int64List of one value
+_LEN = 2  # protobuf wire type: length-delimited
+_VARINT = 0  # protobuf wire type: varint
+_MASK_DELTA = 0xA282EAD8
+
+
+def _varint(value: int) -> bytes:
+    value &= (1 << 64) - 1  # int64 as protobuf encodes it (two's complement)
+    out = bytearray()
+    while True:
+        bits, value = value & 0x7F, value >> 7
+        out.append(bits | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _delimited(field_number: int, payload: bytes) -> bytes:
+    return _varint(field_number << 3 | _LEN) + _varint(len(payload)) + payload
+
+
+def encode_example(fields: Dict[str, Field]) -> bytes:
+    """A serialized ``tf.train.Example`` holding ``fields`` (bytes or int values)."""
+    entries = []
+    for key, value in sorted(fields.items()):
+        if isinstance(value, bytes):
+            feature = _delimited(1, _delimited(1, value))  # bytes_list.value
+        else:
+            feature = _delimited(3, _delimited(1, _varint(int(value))))  # int64_list
+        entry = _delimited(1, key.encode("utf-8")) + _delimited(2, feature)
+        entries.append(_delimited(1, entry))  # Features.feature (map entry)
+    return _delimited(1, b"".join(entries))  # Example.features
+
+
+def _read_varint(data: bytes, pos: int) -> Tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(data):
+            raise ValueError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _parse(data: bytes) -> Iterator[Tuple[int, int, Any]]:
+    """(field number, wire type, value) of each field; value is bytes or an int."""
+    pos = 0
+    while pos < len(data):
+        tag, pos = _read_varint(data, pos)
+        number, wire = tag >> 3, tag & 7
+        if wire == _VARINT:
+            value, pos = _read_varint(data, pos)
+        elif wire == _LEN:
+            size, pos = _read_varint(data, pos)
+            value, pos = data[pos : pos + size], pos + size
+            if len(value) < size:
+                raise ValueError("truncated field")
+        elif wire == 1:  # 64-bit
+            value, pos = data[pos : pos + 8], pos + 8
+        elif wire == 5:  # 32-bit
+            value, pos = data[pos : pos + 4], pos + 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        yield number, wire, value
+
+
+def _feature_value(feature: bytes) -> Field:
+    for number, _, payload in _parse(feature):
+        if number == 1:  # BytesList
+            values = [v for n, _, v in _parse(payload) if n == 1]
+            return values[0] if values else b""
+        if number == 3:  # Int64List, packed (as TF writes it) or not
+            ints: List[int] = []
+            for n, wire, v in _parse(payload):
+                if n != 1:
+                    continue
+                if wire == _VARINT:
+                    ints.append(v)
+                else:
+                    pos = 0
+                    while pos < len(v):
+                        x, pos = _read_varint(v, pos)
+                        ints.append(x)
+            value = ints[0] if ints else 0
+            return value - (1 << 64) if value >= 1 << 63 else value
+    raise ValueError("feature is neither a BytesList nor an Int64List")
+
+
+def parse_example(data: bytes) -> Dict[str, Field]:
+    """The fields of a serialized ``tf.train.Example`` (first value of each list)."""
+    fields: Dict[str, Field] = {}
+    for number, _, features in _parse(data):
+        if number != 1:
+            continue
+        for n, _, entry in _parse(features):
+            if n != 1:
+                continue
+            key, value = "", b""
+            for k, _, v in _parse(entry):
+                if k == 1:
+                    key = v.decode("utf-8")
+                elif k == 2:
+                    value = v
+            fields[key] = _feature_value(value)
+    return fields
+
+
+def _masked_crc(data: bytes) -> int:
+    import google_crc32c  # C implementation; a pure-Python fallback if unbuilt
+
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def frame_record(data: bytes) -> bytes:
+    """``data`` framed as one TFRecord (length, its CRC, data, data CRC)."""
+    length = struct.pack("<Q", len(data))
+    return b"".join(
+        (
+            length,
+            struct.pack("<I", _masked_crc(length)),
+            data,
+            struct.pack("<I", _masked_crc(data)),
+        )
+    )
+
+
 # -- reading --------------------------------------------------------------------------
 
 
@@ -76,7 +215,7 @@ def iter_records(shard: str) -> Iterator[Tuple[int, bytes]]:
     """(byte offset, serialized Example) of each record of ``shard``, in order.
 
     Reads TFRecord framing directly (length, CRC, data, CRC) so the offsets are known;
-    CRCs are not checked here (``tf.data.TFRecordDataset`` checks them).
+    CRCs are not checked here (``frame_record`` writes them; ``tf.data`` checks them).
     """
     with open(shard, "rb") as f:
         while True:
@@ -93,23 +232,26 @@ def iter_records(shard: str) -> Iterator[Tuple[int, bytes]]:
             yield offset, data
 
 
-def read_record(shard: str, offset: int) -> Any:
-    """The ``tf.train.Example`` at ``offset`` of ``shard``."""
+def read_record(shard: str, offset: int) -> Dict[str, Field]:
+    """The fields of the ``tf.train.Example`` at ``offset`` of ``shard``."""
     with open(shard, "rb") as f:
         f.seek(offset)
         length, _ = _HEADER.unpack(f.read(_HEADER.size))
         return parse_example(f.read(length))
 
 
-def _field(example: Any, name: str) -> bytes:
-    return example.features.feature[name].bytes_list.value[0]
+def _field(example: Dict[str, Field], name: str) -> bytes:
+    value = example.get(name)
+    if not isinstance(value, bytes):
+        raise ValueError(f"TFRecord example lacks the bytes field {name!r}")
+    return value
 
 
-def example_kind(example: Any) -> str:
+def example_kind(example: Dict[str, Field]) -> str:
     return _field(example, "kind").decode()
 
 
-def example_audio(example: Any, where: str) -> Tuple[np.ndarray, int]:
+def example_audio(example: Dict[str, Field], where: str) -> Tuple[np.ndarray, int]:
     """(float32 [n] in [-1, 1], sample rate Hz) of an audio Example."""
     if example_kind(example) != KIND_AUDIO:
         raise AudioError(
@@ -117,11 +259,11 @@ def example_audio(example: Any, where: str) -> Tuple[np.ndarray, int]:
             "(data_set_tool.py --kind audio) or on feature shards only"
         )
     pcm = np.frombuffer(_field(example, "audio"), dtype="<i2")
-    rate = int(example.features.feature["sample_rate"].int64_list.value[0])
+    rate = int(example["sample_rate"])
     return (pcm.astype(np.float32) / np.float32(INT16_SCALE)), rate
 
 
-def example_features(example: Any, n_mfcc: int) -> np.ndarray:
+def example_features(example: Dict[str, Field], n_mfcc: int) -> np.ndarray:
     """float32 [n_frames, n_mfcc] of a features Example."""
     return np.frombuffer(_field(example, "features"), dtype="<f4").reshape(-1, n_mfcc)
 
@@ -140,18 +282,13 @@ def read_record_audio(path: str, sample_rate: int) -> np.ndarray:
     return samples
 
 
-def parse_example(data: bytes) -> Any:
-    """The ``tf.train.Example`` serialized in ``data``."""
-    import tensorflow as tf
-
-    return tf.train.Example.FromString(data)
-
-
-def example_transcript(example: Any) -> str:
+def example_transcript(example: Dict[str, Field]) -> str:
     return _field(example, "transcript").decode("utf-8")
 
 
-def check_feature_config(example: Any, cfg: FeatureConfig, shard: str) -> None:
+def check_feature_config(
+    example: Dict[str, Field], cfg: FeatureConfig, shard: str
+) -> None:
     """Raise ValueError unless the features Example was computed with ``cfg``."""
     stored = json.loads(_field(example, "feature_config"))
     if stored != dataclasses.asdict(cfg):

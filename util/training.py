@@ -74,7 +74,14 @@ def build_session(
         state = TrainingState()
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, state=state)
     checkpoints = Checkpoints(cfg.checkpoint, checkpoint, cfg, alphabet, is_chief)
-    steps = Steps(model, optimizer, strategy, jit=cfg.train.jit)
+    steps = Steps(
+        model,
+        optimizer,
+        strategy,
+        jit=cfg.train.jit,
+        cudnn=bool(cfg.device.train_cudnn),
+        compute_dtype=cfg.device.compute_dtype,
+    )
     return Session(cfg, alphabet, strategy, model, optimizer, state, checkpoints, steps)
 
 

@@ -19,13 +19,7 @@ DEB_PACKAGES=(libboost-program-options-dev libboost-system-dev libboost-thread-d
   libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev cmake)
 JOBS=${JOBS:-2}  # shared machines: keep the build from taking every core
 
-if [ -n "${PYTHON:-}" ]; then
-  PY=$PYTHON
-elif [ -x .venv/bin/python ]; then
-  PY=.venv/bin/python
-else
-  PY=python3
-fi
+. bin/_python.sh  # sets PY: $PYTHON, else .venv/bin/python, else python3
 
 have_binaries() {
   local name

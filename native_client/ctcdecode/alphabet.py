@@ -14,7 +14,7 @@ DeepSpeech's C++ ``Alphabet::init`` does:
   duplicated symbol raises :class:`AlphabetError` naming both lines, because the C++
   code silently let the later line win and the earlier label could never be produced.
 
-Contract with the rest of the project (see STYLE.md section 2):
+Contract with the rest of the project (doc/ARCHITECTURE.rst, Contracts):
 
 * ``labels``: ``List[int]`` (``[label_len]`` int32 once batched) with values in
   ``[0, size())``;
@@ -28,10 +28,10 @@ bytes 1..255 (label = byte - 1), which covers every language without an alphabet
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import uuid
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+from .fileio import atomic_write_text
 
 COMMENT_PREFIX = "#"
 ESCAPED_HASH = "\\#"
@@ -50,7 +50,7 @@ _UTF8_BODY = (
     "# UTF-8 bytes output mode (DeepSpeech --bytes_output_mode): 255 labels for the\n"
     "# bytes 1..255, label = byte - 1, blank = 255. This file lists no symbols.\n"
 )
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _MAX_TEXT_IN_ERROR = 200  # characters of a transcript quoted in an error message
 
 
@@ -76,7 +76,7 @@ class Alphabet:
                 f"{config_file} describes the UTF-8 bytes alphabet; load it with "
                 "UTF8Alphabet(path) or load_alphabet(path)"
             )
-        self._init_symbols(_parse_lines(lines, config_file), config_file)
+        self._init_symbols(parse_lines(lines, config_file), config_file)
 
     @classmethod
     def from_symbols(cls, symbols: Sequence[str]) -> "Alphabet":
@@ -206,14 +206,7 @@ class Alphabet:
 
     def to_file(self, path: str) -> None:
         """Write :meth:`serialize` to ``path`` atomically (temporary file + rename)."""
-        tmp_path = f"{path}.tmp-{uuid.uuid4().hex}"
-        try:
-            with open(tmp_path, "w", encoding="utf-8", newline="") as fout:
-                fout.write(self.serialize())
-            os.replace(tmp_path, path)
-        finally:
-            if os.path.exists(tmp_path):
-                os.remove(tmp_path)
+        atomic_write_text(path, self.serialize(), newline="")
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
@@ -315,10 +308,10 @@ def _read_lines(path: str) -> List[str]:
         raise AlphabetError(
             f"alphabet file {path!r} is not UTF-8 ({err}); re-save it as UTF-8"
         ) from err
-    return _LINE_BREAK.split(text)
+    return LINE_BREAK.split(text)
 
 
-def _parse_lines(lines: Sequence[str], source: str) -> Tuple[str, ...]:
+def parse_lines(lines: Sequence[str], source: str) -> Tuple[str, ...]:
     """Symbols of alphabet.txt ``lines``, following DeepSpeech's Alphabet::init."""
     symbols: List[str] = []
     line_of: Dict[str, int] = {}
@@ -345,7 +338,7 @@ def _check_symbols(symbols: Tuple[str, ...], source: str) -> None:
     for index, symbol in enumerate(symbols):
         if not isinstance(symbol, str) or not symbol:
             raise AlphabetError(f"{source}: symbol {index} ({symbol!r}) is not text")
-        if _LINE_BREAK.search(symbol) or symbol == ESCAPED_HASH:
+        if LINE_BREAK.search(symbol) or symbol == ESCAPED_HASH:
             raise AlphabetError(f"{source}: symbol {index} ({symbol!r}) can't be saved")
         if symbol.startswith(COMMENT_PREFIX) and symbol != COMMENT_PREFIX:
             raise AlphabetError(

@@ -27,16 +27,13 @@ last (``n_classes == alphabet.size() + 1``); ``tokens`` are label ids (no blanks
 ``timesteps[i]`` is the first frame (``0 <= t < length``) of ``tokens[i]``.
 
 flashlight's decoders hold the GIL and cannot be pickled, so
-:class:`BatchDecoder` decodes batches in a pool of processes (spawned, not forked, so a
-parent running TensorFlow is safe), each building its own decoder once.
+:class:`BatchDecoder` decodes batches in a :class:`ctcdecode.pool.WorkerPool` (spawned
+processes, so a parent running TensorFlow is safe), each building its decoder once.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import math
-import multiprocessing
-import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -45,7 +42,8 @@ from absl import logging
 from flashlight.lib.text import decoder as fl
 
 from .alphabet import Alphabet
-from .scorer import LOG10_TO_LN, Scorer, _HotWordLM, _LMParts
+from .pool import WorkerPool
+from .scorer import LOG10_TO_LN, HotWordLM, LMParts, Scorer
 from .scorer_package import ScorerError
 
 # Hypotheses scoring this many nats below the best of their frame are dropped
@@ -115,7 +113,7 @@ class BeamOptions:
             raise ValueError(f"cutoff_prob must be in (0, 1], got {self.cutoff_prob}")
 
 
-class _BeamSearch:
+class BeamSearch:
     """One decoder configuration; builds its flashlight decoder on first use."""
 
     def __init__(
@@ -143,10 +141,10 @@ class _BeamSearch:
         self, probs: np.ndarray, length: Optional[int] = None
     ) -> List[DecodeResult]:
         """Best ``num_results`` hypotheses. probs : float32 [T, n_classes]."""
-        n_frames = _check_probs(probs, self.alphabet, length)
+        n_frames = check_probs(probs, self.alphabet, length)
         if self._decoder is None:
-            self._decoder = self._build()
-        emissions = _log_emissions(
+            self._decoder = self.build()
+        emissions = log_emissions(
             probs[:n_frames], self.options.cutoff_prob, self.scorer is not None,
             self.alphabet,
         )  # fmt: skip
@@ -155,7 +153,8 @@ class _BeamSearch:
         )
         return _results(raw, n_frames, self.alphabet, self.options.num_results)
 
-    def _build(self) -> Any:
+    def build(self) -> Any:
+        """A new flashlight decoder for these options (streaming.py builds its own)."""
         opts = self.options
         n_classes = self.alphabet.n_classes
         blank = self.alphabet.blank_index
@@ -181,7 +180,7 @@ class _BeamSearch:
             options, parts.trie, self._keep, sil, blank, parts.unk, [], False
         )
 
-    def _lm(self, parts: _LMParts) -> Any:
+    def _lm(self, parts: LMParts) -> Any:
         if not self.hot_words:
             return parts.lm
         boosts = {}
@@ -192,10 +191,10 @@ class _BeamSearch:
             boosts[parts.words.get_index(word)] = (
                 float(boost) / LOG10_TO_LN
             )  # the LM speaks log10
-        return _HotWordLM(parts.lm, boosts)
+        return HotWordLM(parts.lm, boosts)
 
 
-def _check_probs(probs: np.ndarray, alphabet: Alphabet, length: Optional[int]) -> int:
+def check_probs(probs: np.ndarray, alphabet: Alphabet, length: Optional[int]) -> int:
     """Valid frames of ``probs``; raise ValueError on a wrong shape."""
     if probs.ndim != 2 or probs.shape[1] != alphabet.n_classes:
         raise ValueError(
@@ -208,7 +207,7 @@ def _check_probs(probs: np.ndarray, alphabet: Alphabet, length: Optional[int]) -
     return n_frames
 
 
-def _log_emissions(
+def log_emissions(
     probs: np.ndarray, cutoff_prob: float, final_space: bool, alphabet: Alphabet
 ) -> np.ndarray:
     """Natural-log emissions float32 [T (+1), n_classes], C-contiguous.
@@ -237,7 +236,7 @@ def _log_emissions(
     return np.ascontiguousarray(logp, dtype=np.float32)
 
 
-def _collapse(
+def collapse(
     path: Sequence[int], blank: int, previous: int = -1, first_frame: int = 0
 ) -> Tuple[List[int], List[int]]:
     """(tokens, first frames) of a per-frame label path: merge repeats, drop blanks.
@@ -267,7 +266,7 @@ def _results(
     out: List[DecodeResult] = []
     seen = set()
     for hyp in raw:
-        tokens, frames = _collapse(
+        tokens, frames = collapse(
             list(hyp.tokens)[1 : n_frames + 1], alphabet.blank_index
         )
         key = tuple(tokens)
@@ -295,12 +294,12 @@ def ctc_greedy_decoder(
 
     probs : float32 [T, n_classes] softmax output; length: valid frames (default T).
     """
-    n_frames = _check_probs(probs, alphabet, length)
+    n_frames = check_probs(probs, alphabet, length)
     probs = np.asarray(probs[:n_frames], dtype=np.float32)
     best = np.argmax(probs, axis=1)
     with np.errstate(divide="ignore"):
         confidence = float(np.sum(np.log(probs[np.arange(n_frames), best])))
-    tokens, frames = _collapse(best.tolist(), alphabet.blank_index)
+    tokens, frames = collapse(best.tolist(), alphabet.blank_index)
     return DecodeResult(
         confidence, alphabet.decode(tokens), tuple(tokens), tuple(frames), confidence
     )
@@ -326,22 +325,7 @@ def ctc_beam_search_decoder(
     options = BeamOptions(
         beam_size, cutoff_prob, cutoff_top_n, beam_threshold, num_results
     )
-    return _BeamSearch(alphabet, options, scorer, hot_words).decode(probs)
-
-
-# Per-process state of BatchDecoder's pool workers (set by _init_worker, which runs
-# once in each spawned worker). The parent process never touches it.
-_WORKER: Optional[_BeamSearch] = None
-
-
-def _init_worker(search: _BeamSearch) -> None:
-    global _WORKER
-    _WORKER = search
-
-
-def _decode_in_worker(item: Tuple[np.ndarray, int]) -> List[DecodeResult]:
-    assert _WORKER is not None, "worker not initialised"
-    return _WORKER.decode(item[0], item[1])
+    return BeamSearch(alphabet, options, scorer, hot_words).decode(probs)
 
 
 class BatchDecoder:
@@ -361,9 +345,10 @@ class BatchDecoder:
         hot_words: Optional[Mapping[str, float]] = None,
         num_processes: Optional[int] = 2,
     ) -> None:
-        self._search = _BeamSearch(alphabet, options, scorer, hot_words)
-        self.num_processes = num_processes or os.cpu_count() or 1
-        self._pool: Optional[concurrent.futures.ProcessPoolExecutor] = None
+        self._pool = WorkerPool(
+            BeamSearch(alphabet, options, scorer, hot_words), num_processes
+        )
+        self.num_processes = self._pool.num_processes
 
     def decode(
         self, probs_list: Sequence[np.ndarray], lengths: Sequence[int]
@@ -372,21 +357,10 @@ class BatchDecoder:
         if len(probs_list) != len(lengths):
             raise ValueError("probs_list and lengths differ in length")
         items = [(np.asarray(p)[: int(n)], int(n)) for p, n in zip(probs_list, lengths)]
-        if self.num_processes == 1 or len(items) < 2:
-            return [self._search.decode(p, n) for p, n in items]
-        if self._pool is None:
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.num_processes,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(self._search,),
-            )
-        return list(self._pool.map(_decode_in_worker, items))
+        return self._pool.map("decode", items)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        self._pool.close()
 
     def __enter__(self) -> "BatchDecoder":
         return self

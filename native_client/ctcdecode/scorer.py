@@ -114,7 +114,7 @@ class Scorer:
         self.alphabet = alphabet
         self._alpha = float(alpha)
         self._beta = float(beta)
-        self._parts: Optional[_LMParts] = None
+        self._parts: Optional[LMParts] = None
 
     @property
     def alpha(self) -> float:
@@ -129,10 +129,10 @@ class Scorer:
         self._alpha = float(alpha)
         self._beta = float(beta)
 
-    def parts(self) -> "_LMParts":
+    def parts(self) -> "LMParts":
         """The loaded KenLM, word dictionary and spelling trie (built once)."""
         if self._parts is None:
-            self._parts = _LMParts.build(self.lm_path, self.vocab, self.alphabet)
+            self._parts = LMParts.build(self.lm_path, self.vocab, self.alphabet)
         return self._parts
 
     def __getstate__(self) -> Dict[str, Any]:
@@ -170,7 +170,7 @@ def _check_words_in_lm(lm_path: str, vocab: Sequence[str]) -> None:
         )
 
 
-class _LMParts:
+class LMParts:
     """flashlight objects of one scorer: KenLM, word dictionary, spelling trie."""
 
     def __init__(self, lm: Any, words: Any, trie: Any, unk: int) -> None:
@@ -180,9 +180,7 @@ class _LMParts:
         self.unk = unk
 
     @classmethod
-    def build(
-        cls, lm_path: str, vocab: Sequence[str], alphabet: Alphabet
-    ) -> "_LMParts":
+    def build(cls, lm_path: str, vocab: Sequence[str], alphabet: Alphabet) -> "LMParts":
         words = Dictionary()
         words.add_entry(_UNK)
         usable = [
@@ -209,7 +207,7 @@ class _LMParts:
         return cls(lm, words, trie, words.get_index(_UNK))
 
 
-class _HotWordLM(fl.LM):
+class HotWordLM(fl.LM):
     """KenLM plus a per-word boost: DeepSpeech 0.9's hot words (module docstring)."""
 
     def __init__(self, inner: Any, boosts_log10: Mapping[int, float]) -> None:

@@ -32,12 +32,12 @@ is then the package itself (KenLM loads it as is).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import struct
 import tempfile
-import uuid
 from dataclasses import dataclass
 from typing import BinaryIO, Dict, List, Optional, Sequence, Tuple
 
@@ -45,13 +45,14 @@ from absl import logging
 
 from . import ds09_scorer
 from .alphabet import (
-    _LINE_BREAK,
+    LINE_BREAK,
     UTF8_MARKER,
     Alphabet,
     AlphabetError,
     UTF8Alphabet,
-    _parse_lines,
+    parse_lines,
 )
+from .fileio import atomic_write
 
 MAGIC = b"DSSCORER"
 FORMAT_VERSION = 1
@@ -149,20 +150,14 @@ def write_scorer_package(
     }
     header_bytes = json.dumps(header, ensure_ascii=False).encode("utf-8")
     digest = hashlib.sha256()
-    tmp_path = _tmp_name(path)
-    try:
-        with open(tmp_path, "wb") as fout:
-            _write(fout, digest, _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes)))
-            _write(fout, digest, header_bytes)
-            _write(fout, digest, _U64.pack(lm_size))
-            with open(lm_binary_path, "rb") as fin:
-                while chunk := fin.read(_CHUNK):
-                    _write(fout, digest, chunk)
-            fout.write(digest.digest())
-        os.replace(tmp_path, path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
+    with atomic_write(path, "wb") as fout:
+        _write(fout, digest, _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes)))
+        _write(fout, digest, header_bytes)
+        _write(fout, digest, _U64.pack(lm_size))
+        with open(lm_binary_path, "rb") as fin:
+            while chunk := fin.read(_CHUNK):
+                _write(fout, digest, chunk)
+        fout.write(digest.digest())
     logging.info(
         "wrote scorer %s: %d words, LM %.1f MiB, alpha %g, beta %g",
         path,
@@ -410,10 +405,6 @@ def _write(fout: BinaryIO, digest: "hashlib._Hash", data: bytes) -> None:
     fout.write(data)
 
 
-def _tmp_name(path: str) -> str:
-    return f"{path}.tmp-{uuid.uuid4().hex}"
-
-
 # -- reading helpers ------------------------------------------------------------------
 
 
@@ -491,32 +482,25 @@ def _extract_lm(
 ) -> None:
     """Verify the checksum while copying the LM to ``lm_path`` (skipped if cached)."""
     cached = os.path.isfile(lm_path) and os.path.getsize(lm_path) == lm_size
-    tmp_path = None if cached else _tmp_name(lm_path)
-    try:
-        fout = None if tmp_path is None else open(tmp_path, "wb")
-        try:
-            left = lm_size
-            while left:
-                chunk = fin.read(min(_CHUNK, left))
-                digest.update(chunk)
-                if fout is not None:
-                    fout.write(chunk)
-                left -= len(chunk)
-        finally:
+    # The copy replaces lm_path only if the checksum below holds (an error inside
+    # the block discards it).
+    with contextlib.ExitStack() as stack:
+        fout = None if cached else stack.enter_context(atomic_write(lm_path, "wb"))
+        left = lm_size
+        while left:
+            chunk = fin.read(min(_CHUNK, left))
+            digest.update(chunk)
             if fout is not None:
-                fout.close()
+                fout.write(chunk)
+            left -= len(chunk)
         if fin.read(_DIGEST_SIZE) != digest.digest():
             raise ScorerError(
                 f"scorer {path!r} is corrupted (checksum mismatch); download or "
                 "build it again"
             )
-        if tmp_path is not None:
-            os.replace(tmp_path, lm_path)
-            logging.info("extracted the LM of %s to %s", path, lm_path)
-            _remove_stale_extractions(lm_path)
-    finally:
-        if tmp_path is not None and os.path.exists(tmp_path):
-            os.remove(tmp_path)
+    if not cached:
+        logging.info("extracted the LM of %s to %s", path, lm_path)
+        _remove_stale_extractions(lm_path)
 
 
 def _remove_stale_extractions(lm_path: str) -> None:
@@ -547,10 +531,10 @@ def _cache_path(path: str, lm_sha256: str, cache_dir: Optional[str]) -> str:
 
 def _alphabet_from_text(text: str, path: str) -> Alphabet:
     """The Alphabet whose ``serialize()`` is ``text``."""
-    lines = _LINE_BREAK.split(text)
+    lines = LINE_BREAK.split(text)
     try:
         if UTF8_MARKER in lines:
             return UTF8Alphabet()
-        return Alphabet.from_symbols(_parse_lines(lines, f"{path} (alphabet)"))
+        return Alphabet.from_symbols(parse_lines(lines, f"{path} (alphabet)"))
     except AlphabetError as err:
         raise ScorerError(f"scorer {path!r} holds an invalid alphabet: {err}") from err

@@ -4,7 +4,7 @@
 (``decode_begin`` / ``decode_step`` per fed chunk / ``decode_end``), so the cost of a
 fed chunk is the search over its own frames, not over the whole stream. Its final
 result equals :func:`ctc_beam_search_decoder` over all the fed probabilities: same
-emissions (``_log_emissions``), same options, scorer, alpha/beta and hot words, and
+emissions (``log_emissions``), same options, scorer, alpha/beta and hot words, and
 the scorer's synthetic final space frame fed at :meth:`StreamingDecoder.finish`.
 
 Bounded history. flashlight keeps every frame's hypotheses with parent pointers until
@@ -35,12 +35,12 @@ import numpy as np
 from .alphabet import Alphabet, UTF8Alphabet
 from .decoder import (
     BeamOptions,
+    BeamSearch,
     DecodeResult,
     Scorer,
-    _BeamSearch,
-    _check_probs,
-    _collapse,
-    _log_emissions,
+    check_probs,
+    collapse,
+    log_emissions,
 )
 
 DEFAULT_COMMIT_INTERVAL = 50  # frames (1 s at a 20 ms step) between commit attempts
@@ -78,9 +78,9 @@ class StreamingDecoder:
         self.options = options
         self.commit_interval = int(commit_interval)
         self.max_lag = int(max_lag)
-        self._search = _BeamSearch(alphabet, options, scorer, hot_words)
+        self._search = BeamSearch(alphabet, options, scorer, hot_words)
         self._lexicon = scorer is not None
-        self._decoder: Any = self._search._build()
+        self._decoder: Any = self._search.build()
         self._decoder.decode_begin()
         self._n_frames = 0  # frames fed
         self._origin = 0  # frames committed; decoder paths start at this frame
@@ -108,12 +108,10 @@ class StreamingDecoder:
         """Search the next frames. probs : float32 [t, n_classes] softmax output."""
         if self._finished:
             raise RuntimeError("the stream is finished; create a new StreamingDecoder")
-        n_new = _check_probs(probs, self.alphabet, None)
+        n_new = check_probs(probs, self.alphabet, None)
         if n_new == 0:
             return
-        emissions = _log_emissions(
-            probs, self.options.cutoff_prob, False, self.alphabet
-        )
+        emissions = log_emissions(probs, self.options.cutoff_prob, False, self.alphabet)
         self._decoder.decode_step(emissions.ctypes.data, n_new, emissions.shape[1])
         self._n_frames += n_new
         self._since_commit += n_new
@@ -145,7 +143,7 @@ class StreamingDecoder:
             raise RuntimeError("the stream is already finished")
         self._finished = True
         if self._lexicon:  # the frame that ends the last word (decoder.py)
-            space = _log_emissions(
+            space = log_emissions(
                 np.zeros((0, self.alphabet.n_classes), np.float32), 1.0, True,
                 self.alphabet,
             )  # fmt: skip
@@ -166,7 +164,7 @@ class StreamingDecoder:
 
     def _collapse(self, labels: Sequence[int]) -> Tuple[List[int], List[int]]:
         """(tokens, frames) of held-frame labels, continuing the committed path."""
-        return _collapse(
+        return collapse(
             labels, self.alphabet.blank_index, self._last_label, self._origin
         )
 
@@ -236,7 +234,7 @@ class StreamingDecoder:
         self.n_forced_commits += int(forced)
 
     def _append(self, labels: List[int]) -> None:
-        tokens, frames = _collapse(
+        tokens, frames = collapse(
             labels, self.alphabet.blank_index, self._last_label, self._origin
         )
         self._tokens += tokens

@@ -14,12 +14,12 @@ line is ``bin/check_characters.py``.
 from __future__ import annotations
 
 import collections
-import csv
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Counter, Dict, List, Optional, Sequence, Tuple
 
 from ctcdecode import Alphabet
+from util.samples import read_csv_rows
 
 N_EXAMPLES = 3  # example rows shown per unknown character
 
@@ -41,20 +41,16 @@ def count_characters(
     """Count the characters of every ``transcript`` and collect the unknown ones."""
     report = CharacterReport()
     for path in csv_paths:
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            if "transcript" not in (reader.fieldnames or []):
-                raise ValueError(f"{path} has no transcript column")
-            for line, row in enumerate(reader, 2):
-                text = row["transcript"]
-                report.n_rows += 1
-                report.counts.update(text)
-                missing = alphabet.unknown_chars(text) if alphabet is not None else []
-                report.n_rows_unknown += bool(missing)
-                for char in missing:
-                    shown = report.unknown.setdefault(char, [])
-                    if len(shown) < N_EXAMPLES:
-                        shown.append((path, line, text))
+        for row in read_csv_rows(path, required=("transcript",)):
+            text = row.transcript
+            report.n_rows += 1
+            report.counts.update(text)
+            missing = alphabet.unknown_chars(text) if alphabet is not None else []
+            report.n_rows_unknown += bool(missing)
+            for char in missing:
+                shown = report.unknown.setdefault(char, [])
+                if len(shown) < N_EXAMPLES:
+                    shown.append((path, row.row, text))
     return report
 
 

@@ -12,12 +12,13 @@ import multiprocessing
 import os
 import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import soundfile as sf
 from absl import logging
+
+from ctcdecode.fileio import atomic_path
 
 from util.audio import AudioError, audio_info, read_audio, write_wav
 from util.config import FeatureConfig
@@ -70,13 +71,8 @@ def convert_to_wav(
 
 
 def _copy_atomically(src: str, dst: str) -> None:
-    tmp = f"{dst}.tmp-{uuid.uuid4().hex}"
-    try:
+    with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _wav_frames(path: str, sample_rate: int) -> Optional[int]:

@@ -1,14 +1,18 @@
-"""The command line shared by every ``bin/import_<corpus>.py``: options and the run.
+"""The command line shared by every ``bin/import_<corpus>.py``: options, run, main.
 
-Returns exit codes and report text; the bin scripts print them (library code never
-prints or exits).
+:func:`main` is the one ``main`` of the seven importer scripts: each passes its
+docstring (the help text), its ``iter_samples`` and, when it has corpus options, an
+``add_arguments`` and a ``setup`` hook. :func:`main` is an edge (like DeepSpeech.py):
+it prints the report or the error and returns the exit code; everything below it
+raises and logs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from typing import Any, Callable, Iterable, Sequence, Tuple
+import sys
+from typing import Any, Callable, Iterable, Optional, Sequence, Tuple
 
 from util.importing import archives
 from util.importing.importers import (
@@ -112,3 +116,34 @@ def run_cli(
     except (ValueError, OSError) as err:
         return 1, f"error: {err}"
     return 0, report.format()
+
+
+SampleSource = Callable[[str], Iterable[RawSample]]
+Setup = Callable[[argparse.Namespace], Tuple[SampleSource, Sequence[Any]]]
+
+
+def main(
+    doc: str,
+    iter_samples: SampleSource,
+    argv: Optional[Sequence[str]] = None,
+    specs: Sequence[archives.ArchiveSpec] = (),
+    add_arguments: Optional[Callable[[argparse.ArgumentParser], None]] = None,
+    setup: Optional[Setup] = None,
+    **overrides: Any,
+) -> int:
+    """Parse the shared options (plus ``add_arguments``'), run, print; exit code.
+
+    ``setup(args)`` (optional) returns the ``(iter_samples, specs)`` to use for these
+    arguments (a corpus option picks splits or a release) and may fill in ``args``.
+    ``overrides`` replace ImportOptions fields. The report goes to stdout, an error
+    to stderr (exit code 1).
+    """
+    parser = build_parser(doc.splitlines()[0], doc)
+    if add_arguments is not None:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    if setup is not None:
+        iter_samples, specs = setup(args)
+    code, message = run_cli(iter_samples, args, specs, **overrides)
+    print(message, file=sys.stderr if code else sys.stdout)
+    return code

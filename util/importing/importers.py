@@ -2,8 +2,8 @@
 
 A corpus importer (``bin/import_<corpus>.py``) only turns an extracted corpus into
 :class:`RawSample` rows (``iter_samples(root)``); everything DeepSpeech copied into each
-of its importers lives here once (STYLE.md section 5): finding, downloading and
-extracting archives (``util.importing.archives``), cleaning transcripts against the
+of its importers lives here once (doc/CONTRIBUTING.rst rule 12): finding, downloading
+and extracting archives (``util.importing.archives``), cleaning transcripts against the
 alphabet, converting audio to 16 kHz mono 16-bit WAV in parallel processes, dropping
 samples that cannot be trained on, writing the CSVs and counting what was kept or
 skipped.
@@ -13,8 +13,8 @@ converted again, and every WAV and CSV is written under a temporary name and ren
 into place (``util.audio.write_wav``), so an interrupted run never leaves a half file
 that a later run trusts.
 
-CSV contract (STYLE.md section 2): ``<target_dir>/<split>.csv`` with the columns
-``wav_filename,wav_filesize,transcript``, paths relative to the CSV's directory.
+CSV contract (doc/ARCHITECTURE.rst, Contracts): ``<target_dir>/<split>.csv`` with the
+columns ``wav_filename,wav_filesize,transcript``, paths relative to the CSV's directory.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import collections
 import csv
 import os
 import re
-import uuid
 from dataclasses import dataclass, field
 from typing import (
     Callable,
@@ -38,6 +37,7 @@ from typing import (
 from absl import logging
 
 from ctcdecode import Alphabet, load_alphabet
+from ctcdecode.fileio import atomic_write
 from util.importing import archives
 from util.config import FeatureConfig
 from util.importing.conversion import (
@@ -284,13 +284,7 @@ def _write_csvs(
 
 def write_csv(path: str, rows: Iterable[Tuple[str, int, str]]) -> None:
     """Write a sample CSV atomically (temporary file, then rename)."""
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as out:
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(CSV_COLUMNS)
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_write(path, newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(rows)
