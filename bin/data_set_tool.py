@@ -57,7 +57,7 @@ from util.sample_collections import (  # noqa: E402
     encode_audio,
     is_sdb,
 )
-from util.samples import Sample, _read_rows, read_sample_set  # noqa: E402
+from util.samples import Sample, read_csv_rows, read_sample_set  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -195,7 +195,7 @@ def _ds09_items(sources: Sequence[str], labeled: bool) -> List[tuple]:
                     rate, _, n = audio_header(entry.audio, reader.audio_type, source)
                     items.append((n / rate, source, entry.index, entry.transcript))
         else:
-            for row in _read_rows(source, 0):
+            for row in read_csv_rows(source):
                 info = audio_info(row.wav_filename)
                 items.append(
                     (info.duration_s, source, row.wav_filename, row.transcript)

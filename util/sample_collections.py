@@ -36,7 +36,7 @@ from typing import Any, BinaryIO, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import soundfile as sf
 
-from util.audio import AudioError, convert_samples
+from util.audio import AudioError, AudioInfo, convert_samples
 
 MAGIC = b"SAMPLEDB"
 SUFFIX = ".sdb"
@@ -335,69 +335,44 @@ def read_sdb_audio(ref: str, sample_rate: int, buffering: int = 1 << 16) -> np.n
     return samples
 
 
-# -- a database as a validated sample set (util.samples' hook) ------------------------
+# -- headers of a database's samples (util.samples validates them like CSV rows) -----
 
 
-def read_sdb_set(
-    path: str,
-    alphabet: Any,
-    cfg: Any,
-    limit: int = 0,
-    skip_bad: bool = True,
-    read_buffer: int = DEFAULT_BUFFER,
-) -> Any:
-    """``util.samples.read_sample_set`` for a database: every sample validated like a
-    CSV row (header, transcript, CTC feasibility); bad ones name ``path`` and the
-    sample index."""
-    from util import samples as S
+@dataclass(frozen=True)
+class SDBHeader:
+    """One sample's transcript and audio header, or why its header is unreadable."""
 
+    index: int
+    ref: str  # <file>.sdb:<index>
+    transcript: str
+    n_bytes: int  # of its audio
+    info: Optional[AudioInfo]
+    error: Optional[str]
+
+
+def sdb_headers(
+    path: str, limit: int = 0, read_buffer: int = DEFAULT_BUFFER
+) -> Iterator[SDBHeader]:
+    """The first ``limit`` samples' headers (0 = all), without decoding audio.
+
+    Raises:
+        SDBError: not a database, corrupted, or unlabeled (training needs transcripts).
+    """
     if not os.path.isfile(path):
-        raise S.CsvNotFoundError(f"sample database {path!r} does not exist")
-    good: List[Any] = []
-    bad: List[Any] = []
+        raise SDBError(f"sample database {path!r} does not exist")
     with SDBReader(path, read_buffer) as reader:
         if reader.transcript_column is None:
             raise SDBError(f"sample database {path!r} is unlabeled (no transcripts)")
         n = len(reader) if not limit else min(limit, len(reader))
         for index in range(n):
-            item = _check_entry(reader, reader[index], alphabet, cfg, S)
-            (bad if isinstance(item, S.BadSample) else good).append(item)
-    if bad and not skip_bad:
-        raise S.BadSamplesError(bad)
-    if bad:
-        S.warn_bad(path, bad)
-    rates = sorted({rate for _, (rate, _) in good})
-    target = cfg.audio_sample_rate
-    sample_set = S.SampleSet(
-        path, tuple(s for s, _ in good), tuple(bad),
-        sum(1 for _, (rate, _) in good if rate != target),
-        sum(1 for _, (_, channels) in good if channels > 1),
-        tuple(rates),
-    )  # fmt: skip
-    S.log_summary(sample_set, target)
-    return sample_set
-
-
-def _check_entry(reader: SDBReader, entry: SDBEntry, alphabet: Any, cfg: Any, S: Any):
-    """(Sample, (rate, channels)) of a good entry, else a BadSample."""
-    ref = sample_ref(reader.path, entry.index)
-    transcript = entry.transcript or ""
-    try:
-        rate, channels, n_source = audio_header(entry.audio, reader.audio_type, ref)
-    except AudioError as err:
-        return S.BadSample(reader.path, entry.index, ref, S.UNREADABLE, str(err))
-    if n_source <= 0:
-        return S.BadSample(reader.path, entry.index, ref, S.EMPTY_AUDIO, "0 samples")
-    labels, problem = S.check_transcript(transcript, alphabet)
-    n_target = (2 * n_source * cfg.audio_sample_rate + rate) // (2 * rate)
-    n_frames = cfg.n_frames(n_target)
-    if problem is None and n_frames < S.ctc_required_frames(labels):
-        needed = S.ctc_required_frames(labels)
-        problem = (S.CTC_INFEASIBLE, f"needs {needed} frames, audio has {n_frames}")
-    if problem is not None:
-        return S.BadSample(reader.path, entry.index, ref, *problem)
-    sample = S.Sample(
-        ref, len(entry.audio), transcript, labels, n_frames, n_source / rate,
-        reader.path, entry.index,
-    )  # fmt: skip
-    return sample, (rate, channels)
+            entry = reader[index]
+            ref = sample_ref(path, index)
+            info, error = None, None
+            try:
+                rate, channels, frames = audio_header(entry.audio, reader.audio_type, ref)
+                info = AudioInfo(ref, rate, channels, frames, frames / rate)
+            except AudioError as err:
+                error = str(err)
+            yield SDBHeader(
+                index, ref, entry.transcript or "", len(entry.audio), info, error
+            )

@@ -24,8 +24,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import pandas as pd
 from absl import logging
 
+from util import sample_collections, tfrecords
 from util.audio import AudioError, AudioInfo, audio_info
-from util import tfrecords
 from util.config import FeatureConfig
 
 CSV_COLUMNS = ("wav_filename", "wav_filesize", "transcript")
@@ -164,15 +164,19 @@ def read_sample_set(
       ValueError: the CSV cannot be parsed or lacks a required column.
       BadSamplesError: ``skip_bad`` is false and at least one row is bad.
     """
-    if csv_path.lower().endswith(".sdb"):  # DeepSpeech 0.9 sample database
-        from util.sample_collections import read_sdb_set
-
-        return read_sdb_set(csv_path, alphabet, cfg, limit, skip_bad, read_buffer)
     if tfrecords.is_tfrecord_source(csv_path):  # TFRecord shards (or a glob of them)
         return _read_tfrecord_set(csv_path, alphabet, cfg, limit, skip_bad)
-    rows = read_csv_rows(csv_path, limit)
-    with ThreadPoolExecutor(max_workers=max(1, n_workers)) as pool:
-        checked = list(pool.map(lambda r: _check_row(r, csv_path, alphabet, cfg), rows))
+    if sample_collections.is_sdb(csv_path):  # DeepSpeech 0.9 sample database
+        checked = [
+            _check_row(_sdb_row(entry), csv_path, alphabet, cfg, _sdb_audio(entry))
+            for entry in sample_collections.sdb_headers(csv_path, limit, read_buffer)
+        ]
+    else:
+        rows = read_csv_rows(csv_path, limit)
+        with ThreadPoolExecutor(max_workers=max(1, n_workers)) as pool:
+            checked = list(
+                pool.map(lambda r: _check_row(r, csv_path, alphabet, cfg), rows)
+            )
     good = [c for c in checked if isinstance(c[0], Sample)]
     bad = tuple(c[0] for c in checked if isinstance(c[0], BadSample))
     if bad and not skip_bad:
@@ -296,11 +300,33 @@ def read_csv_rows(
     ]
 
 
+def _sdb_row(entry: "sample_collections.SDBHeader") -> CsvRow:
+    """A database sample as a row: ``<file>.sdb:<index>``, its index as the row."""
+    return CsvRow(entry.index, entry.ref, str(entry.n_bytes), entry.transcript)
+
+
+def _sdb_audio(
+    entry: "sample_collections.SDBHeader",
+) -> Tuple[Optional[AudioInfo], Optional[Tuple[str, str]]]:
+    if entry.error is not None:
+        return None, (UNREADABLE, entry.error)
+    if entry.info is None or entry.info.n_frames_source <= 0:
+        return None, (EMPTY_AUDIO, "0 samples")
+    return entry.info, None
+
+
 def _check_row(
-    row: CsvRow, csv_path: str, alphabet: Any, cfg: FeatureConfig
+    row: CsvRow,
+    csv_path: str,
+    alphabet: Any,
+    cfg: FeatureConfig,
+    audio: Optional[Tuple[Optional[AudioInfo], Optional[Tuple[str, str]]]] = None,
 ) -> Tuple[Union[Sample, BadSample], Optional[AudioInfo]]:
-    """Validate one row: the audio, the transcript, then the one against the other."""
-    info, problem = _check_audio(row.wav_filename)
+    """Validate one row: the audio, the transcript, then the one against the other.
+
+    ``audio``: the header already read (``.sdb`` samples), else the file's is read.
+    """
+    info, problem = audio if audio is not None else _check_audio(row.wav_filename)
     labels: Tuple[int, ...] = ()
     if problem is None:
         labels, problem = check_transcript(row.transcript, alphabet)
