@@ -31,9 +31,11 @@ if "$PY" -c "import flashlight.lib.text.decoder.kenlm" 2>/dev/null; then
   exit 0
 fi
 mkdir -p "$WORK/dist" "$WORK/src"
-"${PIP[@]}" install "$PYBIND11" "$CYTHON" setuptools wheel
-"${PIP[@]}" download --no-deps --no-binary flashlight-text,kenlm --no-build-isolation \
-  -d "$WORK" "$FLASHLIGHT_TEXT" "$KENLM"
+if ! ls "$WORK"/dist/kenlm-*.whl "$WORK"/dist/flashlight_text-*.whl >/dev/null 2>&1; then
+  "${PIP[@]}" install "$PYBIND11" "$CYTHON" setuptools wheel
+  "${PIP[@]}" download --no-deps --no-binary flashlight-text,kenlm \
+    --no-build-isolation -d "$WORK" "$FLASHLIGHT_TEXT" "$KENLM"
+fi
 # kenlm (an sdist, compiled once into a cached wheel) provides libkenlm.so, which
 # flashlight-text's KenLM module links. Its pre-generated Cython C++ does not compile
 # for Python 3.13 (_PyGC_FINALIZED, _PyDict_SetItem_KnownHash are gone), so it is

@@ -41,7 +41,7 @@ def test_epochs_on_a_resumed_checkpoint_trains_that_many_more(
 
 def test_layer_norm_and_per_layer_dropout(tiny_config, alphabet, sample_csv):
     cfg = tiny_config(
-        model={"layer_norm": True, "dropout_rate": 0.0, "layer_dropout": (0.5, 0, 0)}
+        model={"layer_norm": True, "dropout_rate": 0.0, "dropout_rate2": 0.5}
     )
     model = DeepSpeechModel(cfg.model, 26, alphabet.n_classes, seed=1)
     names = {v.name for v in model.trainable_variables}

@@ -40,18 +40,12 @@ RESOLVED_FIELDS = {
     ("checkpoint", "save_checkpoint_dir"),
 }
 EDGE_FLAGS = {"log_level", "checkpoint_dir", "scorer"}  # edge only / set other fields
-# DeepSpeech 0.9 flags read by Config.from_flags's checks (refused or warned about) or
-# folded into ModelConfig.layer_dropout (issue 12).
-DS09_FLAGS = set(DS09_IGNORED) | set(DS09_NOT_YET) | {
-    "dropout_rate2",
-    "dropout_rate3",
-    "dropout_rate6",
-}
+# DeepSpeech 0.9 flags read by Config.from_flags's checks (refused or warned about).
+DS09_FLAGS = set(DS09_IGNORED) | set(DS09_NOT_YET)
 FIXED_FIELDS = {
     "n_mfcc",
     "n_filterbank",
     "lower_frequency_limit",
-    "layer_dropout",  # from --dropout_rate2/3/6
 }  # DeepSpeech's, no flag
 
 

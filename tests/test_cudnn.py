@@ -196,7 +196,7 @@ def test_checkpoints_interchange_both_ways(tiny_config, alphabet, sample_csv):
 
     base = tiny_config(data={"train_files": (sample_csv(),)})
     steps = []
-    for epochs, cudnn in ((1, True), (2, False)):
+    for epochs, cudnn in ((1, True), (1, False)):  # --epochs: more epochs per run
         cfg = dataclasses.replace(
             base,
             train=dataclasses.replace(base.train, epochs=epochs),

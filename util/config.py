@@ -70,13 +70,12 @@ class ModelConfig:
     bidirectional: bool = True
     dropout_rate: float = 0.05  # on layers 1, 2, 3 and 5, as DeepSpeech
     relu_clip: float = 20.0
-    # DeepSpeech 0.9's --dropout_rate2, --dropout_rate3 and --dropout_rate6: the rates
-    # of layers 2, 3 and 5 (None = dropout_rate). Its rate4/rate5 never had an effect.
-    layer_dropout: Tuple[Optional[float], Optional[float], Optional[float]] = (
-        None,
-        None,
-        None,
-    )
+    # DeepSpeech 0.9's per-layer rates, under its flag names (numbered, unlike our
+    # other fields, so a grep finds flag and field): layers 2, 3 and 5 (rate6 is
+    # layer 5's in 0.9); None = dropout_rate. Its rate4/rate5 never had an effect.
+    dropout_rate2: Optional[float] = None
+    dropout_rate3: Optional[float] = None
+    dropout_rate6: Optional[float] = None
     layer_norm: bool = False  # layer normalisation after layers 1, 2, 3 and 5
 
     def __post_init__(self) -> None:
@@ -88,11 +87,12 @@ class ModelConfig:
             raise ValueError("--dropout_rate must be in [0, 1)")
         if self.relu_clip <= 0:
             raise ValueError("--relu_clip must be positive")
-        if len(self.layer_dropout) != len(DROPOUT_LAYERS) - 1:
-            raise ValueError("layer_dropout holds the rates of layers 2, 3 and 5")
-        for rate in self.layer_dropout:
+        for name in ("dropout_rate2", "dropout_rate3", "dropout_rate6"):
+            rate = getattr(self, name)
             if rate is not None and not 0.0 <= rate < 1.0:
-                raise ValueError("--dropout_rate2/3/6 must be in [0, 1)")
+                raise ValueError(
+                    f"--{name} must be in [0, 1) (negative: --dropout_rate)"
+                )
 
     @property
     def window_frames(self) -> int:
@@ -102,7 +102,9 @@ class ModelConfig:
         """Dropout rate after ``layer`` (1, 2, 3 or 5; DeepSpeech 0.9's rules)."""
         if layer == DROPOUT_LAYERS[0]:
             return self.dropout_rate
-        rate = self.layer_dropout[DROPOUT_LAYERS.index(layer) - 1]
+        rate = {2: self.dropout_rate2, 3: self.dropout_rate3, 5: self.dropout_rate6}[
+            layer
+        ]
         return self.dropout_rate if rate is None else rate
 
 
@@ -359,7 +361,7 @@ class Config:
         check_ds09_flags(f)
         return cls(
             features=_section(FeatureConfig, f),
-            model=_section(ModelConfig, f, layer_dropout=_layer_dropout(f)),
+            model=_section(ModelConfig, f, **_layer_dropout(f)),
             data=_section(
                 DataConfig,
                 f,
@@ -525,9 +527,9 @@ def ds09_warnings(f: Mapping[str, Any]) -> List[str]:
     ]
 
 
-def _layer_dropout(f: Mapping[str, Any]) -> Tuple[Optional[float], ...]:
-    """0.9's --dropout_rate2/3/6 (negative = --dropout_rate) as layers 2, 3, 5."""
-    return tuple(
-        None if f.get(name, -1.0) < 0 else float(f[name])
+def _layer_dropout(f: Mapping[str, Any]) -> Dict[str, Optional[float]]:
+    """0.9's --dropout_rate2/3/6, negative (its default) = None: --dropout_rate."""
+    return {
+        name: None if f.get(name, -1.0) < 0 else float(f[name])
         for name in ("dropout_rate2", "dropout_rate3", "dropout_rate6")
-    )
+    }
