@@ -187,6 +187,39 @@ def test_zero_length_batch_and_gpu_kernel_choice():
     )
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    not tf.config.list_physical_devices("GPU"), reason="needs a GPU (doc/GPU.rst)"
+)
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_gpu_kernel_matches_reference(mode):
+    """On a GPU: CudnnRNNV3 and the CPU reference agree on one buffer, outputs and
+    gradients, padded lengths, both directions (run: pytest -m gpu)."""
+    rng = np.random.default_rng(4)
+    n_in, n_cell, gates = 6, 8, cudnn_rnn.N_GATES[mode]
+    x = tf.constant(rng.standard_normal((9, 3, n_in)), tf.float32)
+    lengths = tf.constant([9, 4, 6])
+    weights = [
+        tf.Variable(rng.standard_normal(shape) * 0.3, dtype=tf.float32)
+        for shape in ((n_in, gates * n_cell), (n_cell, gates * n_cell))
+        + ((gates * n_cell,),) * (2 if mode == "gru" else 1)
+    ]
+    pack = cudnn_rnn.gru_params if mode == "gru" else cudnn_rnn.lstm_params
+    results = []
+    # Full float32 on both sides: TF32 (the Ampere+ default) rounds to 10 bits.
+    tf32 = tf.config.experimental.tensor_float_32_execution_enabled()
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    for on_gpu in (True, False):
+        with tf.GradientTape() as tape:
+            params = [pack(*weights)] * 2
+            out = cudnn_rnn.layer(x, lengths, mode, params, n_cell, True, on_gpu)
+            loss = tf.reduce_sum(out * out)
+        results.append([out] + tape.gradient(loss, weights))
+    tf.config.experimental.enable_tensor_float_32_execution(tf32)
+    for gpu, ref in zip(*results):
+        np.testing.assert_allclose(gpu.numpy(), ref.numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_checkpoints_interchange_both_ways(tiny_config, alphabet, sample_csv):
     """cuDNN -> default on one checkpoint directory, no conversion step (the slow
     test below goes on to export; the variables are the same both ways)."""
