@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import os
 import re
 import subprocess
@@ -291,3 +292,73 @@ def _epoch_loss(log: str, epoch: int) -> float:
     match = re.search(rf"Epoch {epoch} \| train loss ([0-9.]+)", log)
     assert match, log
     return float(match.group(1))
+
+
+MIRRORED_SCRIPT = r"""
+import json
+from util.distributed import make_strategy, split_cpu
+
+split_cpu(2)  # before anything initialises TensorFlow's devices
+
+from ctcdecode import Alphabet
+from util.config import Config
+from util.model import trainable_variables
+from util.training import build_session, train
+
+out = {}
+for name, text in json.loads(CONFIGS).items():
+    cfg = Config.from_json(text)
+    strategy = make_strategy(["/cpu:0", "/cpu:1"] if name != "single" else [])
+    session = build_session(cfg, Alphabet(cfg.data.alphabet_config_path), strategy)
+    result = train(session)
+    scale = session.steps.loss_scale
+    out[name] = {
+        "loss": result.last_train_loss,
+        "steps": int(session.state.global_step.numpy()),
+        "scale": None if scale is None else float(scale.scale.numpy()),
+        "weights": [v.numpy().tolist() for v in trainable_variables(session.model)],
+    }
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_cudnn_and_float16_under_mirrored_strategy(
+    tiny_config, sample_csv, run_python, tmp_path
+):
+    """Two replicas with --train_cudnn equal one device (as tests/test_distributed.py
+    checks for the default path); float16 with its loss scale runs mirrored too."""
+    csv_path = sample_csv(("a", "ab", "abc", "b"))
+    runs = {
+        "mirrored": (2, {"train_cudnn": True}),
+        "single": (4, {"train_cudnn": True}),
+        "float16": (
+            2,
+            {
+                "train_cudnn": True,
+                "automatic_mixed_precision": True,
+                "mixed_precision_dtype": "float16",
+            },
+        ),
+    }
+    configs = {}
+    for name, (batch, device) in runs.items():
+        directory = str(tmp_path / name)
+        configs[name] = tiny_config(
+            data={"train_files": (csv_path,), "train_batch_size": batch},
+            train={"epochs": 3, "shuffle_batches": False, "epsilon": 1.0},
+            checkpoint={
+                "load_checkpoint_dir": directory,
+                "save_checkpoint_dir": directory,
+            },
+            device=device,
+        ).to_json()
+    code = MIRRORED_SCRIPT.replace("CONFIGS", repr(json.dumps(configs)))
+    out = json.loads(run_python(code).stdout.strip().splitlines()[-1])
+    assert out["mirrored"]["steps"] == out["single"]["steps"] == 3
+    assert np.isclose(out["mirrored"]["loss"], out["single"]["loss"], rtol=1e-5)
+    for got, want in zip(out["mirrored"]["weights"], out["single"]["weights"]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    half = out["float16"]
+    assert half["steps"] == 3 and np.isfinite(half["loss"])
+    assert half["scale"] is not None and 1.0 <= half["scale"] <= 2.0**15
