@@ -33,6 +33,16 @@ LENGTHS = np.array([37, 20, 5, 31], np.int32)
 LDC93S1_TEXT = "she had your dark suit in greasy wash water all year"
 
 
+@pytest.fixture(autouse=True)
+def _full_float32():
+    """The tolerances above are for float32; on Ampere+ GPUs TF rounds matmul inputs
+    to TF32 (10 bits) by default, which both paths would do differently."""
+    enabled = tf.config.experimental.tensor_float_32_execution_enabled()
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    yield
+    tf.config.experimental.enable_tensor_float_32_execution(enabled)
+
+
 def _random_model(bidirectional: bool) -> DeepSpeechModel:
     cfg = ModelConfig(n_hidden=N_HIDDEN, bidirectional=bidirectional, dropout_rate=0.0)
     model = DeepSpeechModel(cfg, N_INPUT, N_CLASSES, seed=3)
@@ -207,16 +217,12 @@ def test_gpu_kernel_matches_reference(mode):
     ]
     pack = cudnn_rnn.gru_params if mode == "gru" else cudnn_rnn.lstm_params
     results = []
-    # Full float32 on both sides: TF32 (the Ampere+ default) rounds to 10 bits.
-    tf32 = tf.config.experimental.tensor_float_32_execution_enabled()
-    tf.config.experimental.enable_tensor_float_32_execution(False)
-    for on_gpu in (True, False):
+    for on_gpu in (True, False):  # full float32: see _full_float32
         with tf.GradientTape() as tape:
             params = [pack(*weights)] * 2
             out = cudnn_rnn.layer(x, lengths, mode, params, n_cell, True, on_gpu)
             loss = tf.reduce_sum(out * out)
         results.append([out] + tape.gradient(loss, weights))
-    tf.config.experimental.enable_tensor_float_32_execution(tf32)
     for gpu, ref in zip(*results):
         np.testing.assert_allclose(gpu.numpy(), ref.numpy(), rtol=1e-4, atol=1e-5)
 
