@@ -11,46 +11,18 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import threading
-import time
 
 import httpx
 import numpy as np
 import pytest
 import soundfile
-import uvicorn
 import websockets
-from helpers import LDC93S1_TEXT, LDC93S1_WAV, RATE, pad
+from helpers import LDC93S1_TEXT, LDC93S1_WAV, RATE, RunningServer, pad
 
 import deepspeech
 from deepspeech import server
 
 CHUNK = 5120  # samples per WebSocket message (320 ms)
-
-
-class RunningServer:
-    """uvicorn serving ``app`` in a thread on 127.0.0.1; ``url`` once started."""
-
-    def __init__(self, app) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                ws_max_size=16 << 20)  # fmt: skip
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> "RunningServer":
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        self.ws_url = f"ws://127.0.0.1:{port}/ws"
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +35,12 @@ def model(ldc93s1_model):
 
 @pytest.fixture(scope="module")
 def running(model):
-    limits = server.Limits(max_streams=40, max_stream_s=30.0,
-                           max_message_bytes=64 << 10, max_upload_bytes=2 << 20)  # fmt: skip
+    limits = server.Limits(
+        max_streams=40,
+        max_stream_s=30.0,
+        max_message_bytes=64 << 10,
+        max_upload_bytes=2 << 20,
+    )
     with RunningServer(server.create_app(model, limits)) as running:
         yield running
 
@@ -108,13 +84,22 @@ def _serial_finals(model, clips):
 
 def test_health_and_page(running, model):
     health = httpx.get(f"{running.url}/health").json()
-    assert health == {"status": "ok", "sample_rate": 16000, "streaming": True,
-                      "streams": 0, "max_streams": 40}  # fmt: skip
+    assert health == {
+        "status": "ok",
+        "sample_rate": 16000,
+        "streaming": True,
+        "streams": 0,
+        "max_streams": 40,
+    }
     page = httpx.get(f"{running.url}/")
-    assert page.status_code == 200 and "getUserMedia" in httpx.get(
-        f"{running.url}/static/app.js").text  # fmt: skip
-    assert "AudioWorkletProcessor" in httpx.get(
-        f"{running.url}/static/pcm-worklet.js").text  # fmt: skip
+    assert (
+        page.status_code == 200
+        and "getUserMedia" in httpx.get(f"{running.url}/static/app.js").text
+    )
+    assert (
+        "AudioWorkletProcessor"
+        in httpx.get(f"{running.url}/static/pcm-worklet.js").text
+    )
 
 
 def test_post_stt_body_and_multipart(running, model):
@@ -126,8 +111,11 @@ def test_post_stt_body_and_multipart(running, model):
     pcm, _ = soundfile.read(LDC93S1_WAV, dtype="int16")
     flac = io.BytesIO()
     soundfile.write(flac, np.stack([pcm, pcm], 1), RATE, format="FLAC")  # stereo
-    form = httpx.post(f"{running.url}/stt", timeout=60,
-                      files={"file": ("x.flac", flac.getvalue(), "audio/flac")})  # fmt: skip
+    form = httpx.post(
+        f"{running.url}/stt",
+        timeout=60,
+        files={"file": ("x.flac", flac.getvalue(), "audio/flac")},
+    )
     assert form.json()["transcript"] == LDC93S1_TEXT
 
 
@@ -175,9 +163,7 @@ def test_concurrent_streams_equal_serial(running, model, clips, n_streams):
     order = [k % len(clips) for k in range(n_streams)]
 
     async def all_streams():
-        return await asyncio.gather(
-            *(_stream(running.ws_url, clips[k]) for k in order)
-        )
+        return await asyncio.gather(*(_stream(running.ws_url, clips[k]) for k in order))
 
     results = asyncio.run(all_streams())
     assert [final["transcript"] for _, final in results] == [serial[k] for k in order]
@@ -212,9 +198,12 @@ def test_bad_messages_get_clear_errors_and_the_server_keeps_serving(running, cli
         ([b"\0" * (65 << 10)], 1009, "the limit is 65536"),
         ([b"\0" * 64000] * 16, 1009, "limit of 30 s"),
         ([b"\0\0" * 100, '{"type": "start"}'], 1003, "before any audio"),
-        (['{"type": "start", "format": "f32le"}', np.float32([np.nan]).tobytes()],
-         1003, "NaN"),
-    ]  # fmt: skip
+        (
+            ['{"type": "start", "format": "f32le"}', np.float32([np.nan]).tobytes()],
+            1003,
+            "NaN",
+        ),
+    ]
     for messages, code, match in cases:
         asyncio.run(_expect_error(url, messages, code, match))
     _, final = asyncio.run(_stream(url, clips[0]))

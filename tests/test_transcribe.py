@@ -34,7 +34,11 @@ def _long_recording(path, n_clips=3, seed=0, noise_std=30):
     parts, clips, t = [], [], 0.0
     for _ in range(n_clips):
         noise = (rng.standard_normal(2 * RATE) * noise_std).astype(np.int16)
-        for part in (np.zeros(RATE * 3 // 2, np.int16), noise, np.zeros(RATE, np.int16)):
+        for part in (
+            np.zeros(RATE * 3 // 2, np.int16),
+            noise,
+            np.zeros(RATE, np.int16),
+        ):
             parts.append(part)
             t += len(part) / RATE
         parts.append(pcm)
@@ -82,13 +86,26 @@ def _result():
         for i, w in enumerate(f"w{k}" for k in range(14))
     ]
     return transcribe.file_result(
-        "a.wav", 10.0, RATE,
+        "a.wav",
+        10.0,
+        RATE,
         [
-            {"start": 0.8, "end": 8.5, "transcript": " ".join(w["word"] for w in words),
-             "confidence": -1.0, "words": words},
-            {"start": 9.0, "end": 9.5, "transcript": "", "confidence": 0.0, "words": []},
+            {
+                "start": 0.8,
+                "end": 8.5,
+                "transcript": " ".join(w["word"] for w in words),
+                "confidence": -1.0,
+                "words": words,
+            },
+            {
+                "start": 9.0,
+                "end": 9.5,
+                "transcript": "",
+                "confidence": 0.0,
+                "words": [],
+            },
         ],
-    )  # fmt: skip
+    )
 
 
 def test_subtitles_parse_back_with_their_libraries():
@@ -102,8 +119,11 @@ def test_subtitles_parse_back_with_their_libraries():
     assert [c.text for c in captions] == [s.content for s in subs]
     assert captions[0].start == "00:00:01.000"
     tlog = json.loads(outputs.render(result, "tlog"))
-    assert tlog[0] == {"start": 800, "end": 8500, "transcript": result["segments"][0][
-        "transcript"]}  # fmt: skip
+    assert tlog[0] == {
+        "start": 800,
+        "end": 8500,
+        "transcript": result["segments"][0]["transcript"],
+    }
 
 
 def test_jobs_from_dirs_lists_catalogs_and_csvs(tmp_path):
@@ -115,22 +135,26 @@ def test_jobs_from_dirs_lists_catalogs_and_csvs(tmp_path):
     assert [os.path.basename(j.src) for j in flat] == ["a.wav", "b.flac"]
     deep = transcribe.find_jobs(str(src), str(tmp_path / "out"), recursive=True)
     assert [j.base for j in deep] == [
-        str(tmp_path / "out" / "a"), str(tmp_path / "out" / "b"),
+        str(tmp_path / "out" / "a"),
+        str(tmp_path / "out" / "b"),
         str(tmp_path / "out" / "sub" / "c"),
-    ]  # fmt: skip
+    ]
     one = transcribe.find_jobs(str(src / "a.wav"), str(tmp_path / "x.json"), False)
     assert one[0].base == str(tmp_path / "x")
     listing = tmp_path / "files.txt"
     listing.write_text("# audio\nsrc/a.wav\n\nsrc/sub/c.mp3\n")
     assert [j.base for j in transcribe.find_jobs(str(listing), None, False)] == [
-        str(src / "a"), str(src / "sub" / "c")]  # fmt: skip
+        str(src / "a"),
+        str(src / "sub" / "c"),
+    ]
     table = tmp_path / "set.csv"
     table.write_text("wav_filename,wav_filesize,transcript\nsrc/b.flac,1,hi\n")
     assert transcribe.find_jobs(str(table), None, False)[0].src == str(src / "b.flac")
     catalog = tmp_path / "x.catalog"
     catalog.write_text(json.dumps([{"audio": "src/a.wav", "tlog": "t/a.tlog"}]))
     assert transcribe.find_jobs(str(catalog), None, False)[0].base == str(
-        tmp_path / "t" / "a")  # fmt: skip
+        tmp_path / "t" / "a"
+    )
     with pytest.raises(ValueError, match="no such file"):
         transcribe.find_jobs(str(tmp_path / "missing"), None, False)
 
@@ -141,9 +165,22 @@ def test_jobs_from_dirs_lists_catalogs_and_csvs(tmp_path):
 def test_long_file_segments_are_exact(ldc93s1_model, tmp_path, capsys):
     model, scorer, _ = ldc93s1_model
     clips = _long_recording(tmp_path / "long.wav", n_clips=3)
-    args = ["--model", model, "--scorer", scorer, "--src", str(tmp_path / "long.wav"),
-            "--dst", str(tmp_path / "out") + os.sep, "--workers", "2",
-            "--batch_size", "2", "--outputs", "json,srt,vtt,tlog"]  # fmt: skip
+    args = [
+        "--model",
+        model,
+        "--scorer",
+        scorer,
+        "--src",
+        str(tmp_path / "long.wav"),
+        "--dst",
+        str(tmp_path / "out") + os.sep,
+        "--workers",
+        "2",
+        "--batch_size",
+        "2",
+        "--outputs",
+        "json,srt,vtt,tlog",
+    ]
     assert transcribe.main(args) == 0
     assert "Transcribed 1 files" in capsys.readouterr().err
     result = json.loads((tmp_path / "out" / "long.json").read_text())
@@ -191,13 +228,32 @@ def test_killed_folder_run_resumes(ldc93s1_model, tmp_path, repo_root):
     src.mkdir()
     for k in range(8):
         _long_recording(src / f"talk{k}.wav", n_clips=4, seed=k)
-    cmd = [sys.executable, "-m", "deepspeech.transcribe", "--model", model,
-           "--scorer", scorer, "--src", str(src), "--workers", "1"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [repo_root, os.path.join(repo_root, "native_client"),
-         os.path.join(repo_root, "native_client", "python")])}  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE,
-                            start_new_session=True)  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "deepspeech.transcribe",
+        "--model",
+        model,
+        "--scorer",
+        scorer,
+        "--src",
+        str(src),
+        "--workers",
+        "1",
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [
+                repo_root,
+                os.path.join(repo_root, "native_client"),
+                os.path.join(repo_root, "native_client", "python"),
+            ]
+        ),
+    }
+    proc = subprocess.Popen(
+        cmd, env=env, stderr=subprocess.PIPE, start_new_session=True
+    )
     deadline = time.monotonic() + 120
     while not (src / "talk0.json").exists() and time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read().decode()
@@ -222,12 +278,32 @@ def test_checkpoint_dir_mode_matches_the_exported_model(ldc93s1_model, tmp_path)
 
     model, scorer, checkpoint_dir = ldc93s1_model
     _long_recording(tmp_path / "long.wav", n_clips=2)
-    common = ["--scorer_path", scorer, "--src", str(tmp_path / "long.wav"),
-              "--workers", "1", "--outputs", "json"]  # fmt: skip
-    assert script.main(["--checkpoint_dir", checkpoint_dir, *common,
-                        "--dst", str(tmp_path / "ckpt.json")]) == 0  # fmt: skip
-    assert script.main(["--model", model, *common,
-                        "--dst", str(tmp_path / "tflite.json")]) == 0  # fmt: skip
+    common = [
+        "--scorer_path",
+        scorer,
+        "--src",
+        str(tmp_path / "long.wav"),
+        "--workers",
+        "1",
+        "--outputs",
+        "json",
+    ]
+    assert (
+        script.main(
+            [
+                "--checkpoint_dir",
+                checkpoint_dir,
+                *common,
+                "--dst",
+                str(tmp_path / "ckpt.json"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        script.main(["--model", model, *common, "--dst", str(tmp_path / "tflite.json")])
+        == 0
+    )
     from_ckpt = json.loads((tmp_path / "ckpt.json").read_text())
     from_tflite = json.loads((tmp_path / "tflite.json").read_text())
     assert from_ckpt["segments"] == from_tflite["segments"]

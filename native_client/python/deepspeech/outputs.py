@@ -46,7 +46,8 @@ def cues(segments: Sequence[Dict[str, Any]]) -> List[Cue]:
         group: List[Dict[str, Any]] = []
         for word in words:
             if group and (
-                len(group) >= CUE_MAX_WORDS or word["end"] - group[0]["start"] > CUE_MAX_S
+                len(group) >= CUE_MAX_WORDS
+                or word["end"] - group[0]["start"] > CUE_MAX_S
             ):
                 out.append(_cue(group))
                 group = []

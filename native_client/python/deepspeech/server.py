@@ -29,7 +29,6 @@ Model and decoder work runs in worker threads, never on the event loop.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import io
 import json
 import os
@@ -63,8 +62,9 @@ class Limits:
 class ClientError(ValueError):
     """Bad input from a client: ``close_code`` for WebSockets, ``status`` for HTTP."""
 
-    def __init__(self, message: str, close_code: int = CLOSE_UNSUPPORTED,
-                 status: int = 400) -> None:  # fmt: skip
+    def __init__(
+        self, message: str, close_code: int = CLOSE_UNSUPPORTED, status: int = 400
+    ) -> None:
         super().__init__(message)
         self.close_code = close_code
         self.status = status
@@ -121,12 +121,17 @@ class StreamSession:
         if (self.n_samples + len(pcm)) / self.rate > self.limits.max_stream_s:
             raise ClientError(
                 f"stream longer than the server's limit of {self.limits.max_stream_s:g}"
-                " s of audio: end it and start a new one", CLOSE_TOO_BIG,
-            )  # fmt: skip
+                " s of audio: end it and start a new one",
+                CLOSE_TOO_BIG,
+            )
         self.stream.feedAudioContent(pcm)
         self.n_samples += len(pcm)
         self.since_partial += len(pcm)
-        return {"type": "partial", "transcript": self._partial(), "audio_s": self.audio_s}
+        return {
+            "type": "partial",
+            "transcript": self._partial(),
+            "audio_s": self.audio_s,
+        }
 
     def _to_model_rate(self, samples: np.ndarray) -> np.ndarray:
         if self.dtype.kind == "f":
@@ -160,10 +165,12 @@ class StreamSession:
             self.stream.feedAudioContent(np.round(tail * 32767.0).astype(np.int16))
         best = self.stream.finishStreamWithMetadata(1).transcripts[0]
         return {
-            "type": "final", "transcript": best.text,
-            "confidence": float(best.confidence), "words": words_of(best),
+            "type": "final",
+            "transcript": best.text,
+            "confidence": float(best.confidence),
+            "words": words_of(best),
             "audio_s": self.audio_s,
-        }  # fmt: skip
+        }
 
     def close(self) -> None:
         self.stream.freeStream()
@@ -181,9 +188,11 @@ def transcribe_bytes(model: Model, data: bytes) -> Dict[str, Any]:
         ) from err
     best = model.sttWithMetadata(audio, 1).transcripts[0]
     return {
-        "transcript": best.text, "confidence": float(best.confidence),
-        "duration": round(duration, 3), "words": words_of(best),
-    }  # fmt: skip
+        "transcript": best.text,
+        "confidence": float(best.confidence),
+        "duration": round(duration, 3),
+        "words": words_of(best),
+    }
 
 
 def create_app(model: Model, limits: Limits = Limits()):
@@ -199,11 +208,15 @@ def create_app(model: Model, limits: Limits = Limits()):
     active = {"streams": 0}
 
     async def health(request: Request) -> JSONResponse:
-        return JSONResponse({
-            "status": "ok", "sample_rate": model.sampleRate(),
-            "streaming": model.streams_natively, "streams": active["streams"],
-            "max_streams": limits.max_streams,
-        })  # fmt: skip
+        return JSONResponse(
+            {
+                "status": "ok",
+                "sample_rate": model.sampleRate(),
+                "streaming": model.streams_natively,
+                "streams": active["streams"],
+                "max_streams": limits.max_streams,
+            }
+        )
 
     async def stt(request: Request) -> JSONResponse:
         try:
@@ -218,8 +231,12 @@ def create_app(model: Model, limits: Limits = Limits()):
     async def ws(socket: WebSocket) -> None:
         await socket.accept()
         if active["streams"] >= limits.max_streams:
-            await _refuse(socket, f"the server is at its limit of {limits.max_streams}"
-                          " streams: try again later", CLOSE_TRY_LATER)  # fmt: skip
+            await _refuse(
+                socket,
+                f"the server is at its limit of {limits.max_streams}"
+                " streams: try again later",
+                CLOSE_TRY_LATER,
+            )
             return
         active["streams"] += 1
         try:
@@ -281,8 +298,9 @@ async def _serve_stream(socket, model: Model, limits: Limits, in_thread) -> None
                 if len(data) > limits.max_message_bytes:
                     raise ClientError(
                         f"message of {len(data)} bytes; the limit is "
-                        f"{limits.max_message_bytes}: send smaller chunks", CLOSE_TOO_BIG,
-                    )  # fmt: skip
+                        f"{limits.max_message_bytes}: send smaller chunks",
+                        CLOSE_TOO_BIG,
+                    )
                 reply = await in_thread(session.feed, data)
                 await socket.send_text(json.dumps(reply))
                 continue
@@ -294,8 +312,10 @@ async def _serve_stream(socket, model: Model, limits: Limits, in_thread) -> None
                 await socket.close(code=1000)
                 return
             else:
-                raise ClientError(f"unknown message type {control.get('type')!r}: "
-                                  "send 'start', audio bytes or 'end'")  # fmt: skip
+                raise ClientError(
+                    f"unknown message type {control.get('type')!r}: "
+                    "send 'start', audio bytes or 'end'"
+                )
     except ClientError as err:
         await _refuse(socket, str(err), err.close_code)
     except DeepSpeechError as err:
@@ -312,7 +332,7 @@ def _control(text: Optional[str]) -> Dict[str, Any]:
     except json.JSONDecodeError as err:
         raise ClientError(f"text messages must be JSON objects ({err.msg})") from err
     if not isinstance(control, dict):
-        raise ClientError("text messages must be JSON objects like {\"type\": \"end\"}")
+        raise ClientError('text messages must be JSON objects like {"type": "end"}')
     return control
 
 
@@ -326,17 +346,35 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="exported .tflite model")
     p.add_argument("--scorer", help="external scorer (.scorer package)")
     p.add_argument("--beam_width", type=int, help="beam width (default: the model's)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (0.0.0.0: all interfaces)")  # fmt: skip
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (0.0.0.0: all interfaces)",
+    )
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--max_streams", type=int, default=Limits.max_streams,
-                   help="concurrent WebSocket streams")  # fmt: skip
-    p.add_argument("--max_stream_s", type=float, default=Limits.max_stream_s,
-                   help="audio seconds per stream")  # fmt: skip
-    p.add_argument("--max_upload_mb", type=float, default=Limits.max_upload_bytes / 2**20,
-                   help="largest POST /stt upload (MiB)")  # fmt: skip
-    p.add_argument("--log_level", default="info",
-                   choices=["critical", "error", "warning", "info", "debug"])  # fmt: skip
+    p.add_argument(
+        "--max_streams",
+        type=int,
+        default=Limits.max_streams,
+        help="concurrent WebSocket streams",
+    )
+    p.add_argument(
+        "--max_stream_s",
+        type=float,
+        default=Limits.max_stream_s,
+        help="audio seconds per stream",
+    )
+    p.add_argument(
+        "--max_upload_mb",
+        type=float,
+        default=Limits.max_upload_bytes / 2**20,
+        help="largest POST /stt upload (MiB)",
+    )
+    p.add_argument(
+        "--log_level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+    )
     return p
 
 
@@ -345,8 +383,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         import uvicorn
     except ImportError:
-        print('deepspeech-server: error: install the server extra: pip install '
-              '"deepspeech[server]"', file=sys.stderr)  # fmt: skip
+        print(
+            "deepspeech-server: error: install the server extra: pip install "
+            '"deepspeech[server]"',
+            file=sys.stderr,
+        )
         return 1
     try:
         model = Model(args.model)
@@ -365,9 +406,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # uvicorn closes a WebSocket whose message exceeds ws_max_size with 1009; ours
     # (max_message_bytes) answers with an error message first, so let it pass.
     uvicorn.run(
-        create_app(model, limits), host=args.host, port=args.port,
-        log_level=args.log_level, ws_max_size=limits.max_message_bytes * 4,
-    )  # fmt: skip
+        create_app(model, limits),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        ws_max_size=limits.max_message_bytes * 4,
+    )
     return 0
 
 

@@ -86,17 +86,19 @@ def _audio_in(directory: str, recursive: bool) -> List[str]:
     if not recursive:
         names = sorted(os.listdir(directory))
         return [
-            os.path.join(directory, n) for n in names
+            os.path.join(directory, n)
+            for n in names
             if n.lower().endswith(AUDIO_EXTENSIONS)
             and os.path.isfile(os.path.join(directory, n))
-        ]  # fmt: skip
+        ]
     found = []
     for root, dirs, names in os.walk(directory):
         dirs.sort()
         found += [
-            os.path.join(root, n) for n in sorted(names)
+            os.path.join(root, n)
+            for n in sorted(names)
             if n.lower().endswith(AUDIO_EXTENSIONS)
-        ]  # fmt: skip
+        ]
     return found
 
 
@@ -119,10 +121,12 @@ def _catalog_jobs(path: str, dst: Optional[str]) -> List[Job]:
         entries = json.load(f)
     try:
         return [
-            Job(os.path.join(root, e["audio"]),
-                os.path.splitext(os.path.join(root, e["tlog"]))[0])
+            Job(
+                os.path.join(root, e["audio"]),
+                os.path.splitext(os.path.join(root, e["tlog"]))[0],
+            )
             for e in entries
-        ]  # fmt: skip
+        ]
     except (TypeError, KeyError) as err:
         raise ValueError(f"{path}: catalog entries need 'audio' and 'tlog'") from err
 
@@ -190,9 +194,11 @@ class Transcriber:
         rate = self.model.sampleRate()
         audio, duration = read_audio(path, rate)
         segments = vad.split(
-            audio, rate, self.settings.vad_aggressiveness,
+            audio,
+            rate,
+            self.settings.vad_aggressiveness,
             max_segment_ms=self.settings.max_segment_ms,
-        )  # fmt: skip
+        )
         results = []
         done = 0
         for batch in _batches(segments, self.settings.batch_size):
@@ -289,7 +295,7 @@ def file_result(
     }
 
 
-# --- a run over many files ---------------------------------------------------------------
+# --- a run over many files ---------------------------------------------------------
 
 
 @dataclass
@@ -366,9 +372,13 @@ class Progress:
                 max_value=self.total_s,
                 widgets=[
                     progressbar.Variable("files", format="files {formatted_value}"),
-                    " | audio ", progressbar.Percentage(), " ", progressbar.Bar(),
-                    " ", progressbar.ETA(),
-                ],  # fmt: skip
+                    " | audio ",
+                    progressbar.Percentage(),
+                    " ",
+                    progressbar.Bar(),
+                    " ",
+                    progressbar.ETA(),
+                ],
                 variables={"files": f"0/{self.n_files}"},
                 fd=sys.stderr,
             )
@@ -388,9 +398,13 @@ class Progress:
         elapsed = time.perf_counter() - self.start
         LOG.info(
             "%s %s (%s files, %.0f/%.0f audio s, %.0f s)",
-            "skipped" if failed else "transcribed", path, files, self.audio_done,
-            self.total_s, elapsed,
-        )  # fmt: skip
+            "skipped" if failed else "transcribed",
+            path,
+            files,
+            self.audio_done,
+            self.total_s,
+            elapsed,
+        )
 
     def finish(self) -> None:
         if self.bar is not None:
@@ -408,7 +422,7 @@ def _duration(path: str) -> float:
         return 0.0
 
 
-# --- command line ------------------------------------------------------------------------
+# --- command line --------------------------------------------------------------------
 
 
 def _bool(text: str) -> bool:
@@ -423,32 +437,80 @@ def _bool(text: str) -> bool:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The transcribe options (also used by the repository's transcribe.py)."""
-    p.add_argument("--src", required=True,
-                   help="audio file, directory, DSAlign .catalog, DeepSpeech CSV or "
-                        "a text file listing audio paths (one per line)")  # fmt: skip
-    p.add_argument("--dst", help="output directory (or output path for one file); "
-                   "default: next to each audio file")  # fmt: skip
-    p.add_argument("--recursive", type=_bool, nargs="?", const=True, default=False,
-                   help="scan --src directories recursively")  # fmt: skip
-    p.add_argument("--force", type=_bool, nargs="?", const=True, default=False,
-                   help="redo files whose outputs already exist")  # fmt: skip
-    p.add_argument("--vad_aggressiveness", type=int, default=3, choices=range(4),
-                   help="how aggressively the VAD splits (0 least .. 3 most)")  # fmt: skip
-    p.add_argument("--batch_size", type=int, default=40,
-                   help="segments per batch (model threads and decoder processes)")  # fmt: skip
-    p.add_argument("--max_segment_ms", type=int, default=30000,
-                   help="cut longer voiced segments at their quietest frame")  # fmt: skip
-    p.add_argument("--outputs", default="json,srt,vtt",
-                   help=f"comma-separated formats to write: {','.join(outputs.FORMATS)}")  # fmt: skip
-    p.add_argument("--workers", type=int, default=None,
-                   help="model threads and decoder processes (default: CPU cores)")  # fmt: skip
-    p.add_argument("--scorer", "--scorer_path", dest="scorer",
-                   help="external scorer (.scorer package)")  # fmt: skip
+    p.add_argument(
+        "--src",
+        required=True,
+        help="audio file, directory, DSAlign .catalog, DeepSpeech CSV or "
+        "a text file listing audio paths (one per line)",
+    )
+    p.add_argument(
+        "--dst",
+        help="output directory (or output path for one file); "
+        "default: next to each audio file",
+    )
+    p.add_argument(
+        "--recursive",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="scan --src directories recursively",
+    )
+    p.add_argument(
+        "--force",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="redo files whose outputs already exist",
+    )
+    p.add_argument(
+        "--vad_aggressiveness",
+        type=int,
+        default=3,
+        choices=range(4),
+        help="how aggressively the VAD splits (0 least .. 3 most)",
+    )
+    p.add_argument(
+        "--batch_size",
+        type=int,
+        default=40,
+        help="segments per batch (model threads and decoder processes)",
+    )
+    p.add_argument(
+        "--max_segment_ms",
+        type=int,
+        default=30000,
+        help="cut longer voiced segments at their quietest frame",
+    )
+    p.add_argument(
+        "--outputs",
+        default="json,srt,vtt",
+        help=f"comma-separated formats to write: {','.join(outputs.FORMATS)}",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="model threads and decoder processes (default: CPU cores)",
+    )
+    p.add_argument(
+        "--scorer",
+        "--scorer_path",
+        dest="scorer",
+        help="external scorer (.scorer package)",
+    )
     p.add_argument("--beam_width", type=int, help="beam width (default: the model's)")
     p.add_argument("--lm_alpha", type=float, help="LM weight (default: the scorer's)")
     p.add_argument("--lm_beta", type=float, help="word bonus (default: the scorer's)")
-    p.add_argument("--show_progressbar", type=_bool, nargs="?", const=True,
-                   default=None, help="progress bar (default: when stderr is a TTY)")  # fmt: skip
+    p.add_argument(
+        "--show_progressbar",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=None,
+        help="progress bar (default: when stderr is a TTY)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -497,7 +559,9 @@ def transcribe_with(args: argparse.Namespace, model_path: str) -> int:
     formats = formats_of(args.outputs)
     jobs = find_jobs(args.src, args.dst, args.recursive)
     model = load_model(args, model_path, workers)
-    show = sys.stderr.isatty() if args.show_progressbar is None else args.show_progressbar
+    show = (
+        sys.stderr.isatty() if args.show_progressbar is None else args.show_progressbar
+    )
     todo = [j for j in jobs if args.force or not outputs.is_done(j.base, formats)]
     with Transcriber(model, settings) as transcriber:
         report = run(transcriber, jobs, formats, args.force, Progress(todo, show))
@@ -511,7 +575,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def main_with(args: argparse.Namespace, model_path: str) -> int:
-    """The command's edge: logging, warnings and errors around :func:`transcribe_with`."""
+    """The command's edge: logging, warnings and errors of :func:`transcribe_with`."""
     logging.basicConfig(format="%(message)s")  # does nothing if logging is set up
     LOG.setLevel(logging.INFO)
     with warnings.catch_warnings():

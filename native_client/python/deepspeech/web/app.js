@@ -41,8 +41,10 @@ async function init() {
 async function openContext(media) {
   // Ask for the model's rate so that the browser resamples with its own filter;
   // browsers that cannot (e.g. Firefox with a 48 kHz microphone) get the default rate
-  // and the worklet resamples.
+  // and the worklet resamples (?resample=worklet forces that path).
+  const workletOnly = new URLSearchParams(window.location.search).get('resample') === 'worklet';
   try {
+    if (workletOnly) throw new Error('resampling in the worklet');
     const context = new AudioContext({ sampleRate: page.rate });
     return [context, context.createMediaStreamSource(media)];
   } catch (err) {
