@@ -29,10 +29,16 @@ def _parser() -> argparse.ArgumentParser:
         "JSON, SRT and WebVTT; model from --checkpoint_dir or --model"
     )
     model = p.add_mutually_exclusive_group(required=True)
-    model.add_argument("--checkpoint_dir", help="training checkpoint (needs TensorFlow)")
+    model.add_argument(
+        "--checkpoint_dir", help="training checkpoint (needs TensorFlow)"
+    )
     model.add_argument("--model", help="exported .tflite model")
-    p.add_argument("--load_evaluate", default="auto", choices=["auto", "best", "last"],
-                   help="which checkpoint of --checkpoint_dir")  # fmt: skip
+    p.add_argument(
+        "--load_evaluate",
+        default="auto",
+        choices=["auto", "best", "last"],
+        help="which checkpoint of --checkpoint_dir",
+    )
     transcribe.add_arguments(p)
     return p
 
@@ -49,11 +55,12 @@ def checkpoint_to_tflite(checkpoint_dir: str, load_evaluate: str, out_dir: str) 
     cfg = dataclasses.replace(
         base,
         checkpoint=dataclasses.replace(
-            base.checkpoint, load_checkpoint_dir=checkpoint_dir,
+            base.checkpoint,
+            load_checkpoint_dir=checkpoint_dir,
             load_evaluate=load_evaluate,
         ),
         export=dataclasses.replace(base.export, export_dir=out_dir),
-    )  # fmt: skip
+    )
     if not os.path.isfile(os.path.join(checkpoint_dir, checkpoints.CONFIG_FILE)):
         raise ValueError(
             f"--checkpoint_dir {checkpoint_dir!r} has no {checkpoints.CONFIG_FILE}: "
