@@ -163,6 +163,7 @@ def ldc93s1_variants(out_dir: str) -> str:
     """Write the clip, its padded/resampled variants and a training CSV; its path."""
     pcm, rate = soundfile.read(LDC93S1_WAV, dtype="int16")
     assert rate == RATE
+    out_dir = os.path.abspath(out_dir)  # the CSV holds absolute paths
     os.makedirs(out_dir, exist_ok=True)
     rows: List[Tuple[str, int, str]] = []
     sources = (("orig", pcm), ("browser", browser_resample(pcm)))

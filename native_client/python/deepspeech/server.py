@@ -57,6 +57,7 @@ class Limits:
     max_message_bytes: int = 1 << 20
     max_upload_bytes: int = 50 << 20
     partial_every_s: float = 1.0  # for bidirectional models (each partial re-runs it)
+    workers: int = 0  # model/decoder calls at once (0: one per CPU core)
 
 
 class ClientError(ValueError):
@@ -197,8 +198,8 @@ def transcribe_bytes(model: Model, data: bytes) -> Dict[str, Any]:
 
 def create_app(model: Model, limits: Limits = Limits()):
     """The Starlette application serving ``model``."""
+    import anyio
     from starlette.applications import Starlette
-    from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import FileResponse, JSONResponse
     from starlette.routing import Mount, Route, WebSocketRoute
@@ -206,6 +207,12 @@ def create_app(model: Model, limits: Limits = Limits()):
     from starlette.websockets import WebSocket
 
     active = {"streams": 0}
+    # More model calls at once than cores only adds interpreters (memory) and
+    # contention: the others wait here, in order.
+    limiter = anyio.CapacityLimiter(limits.workers or len(os.sched_getaffinity(0)))
+
+    async def run_in_threadpool(function, *args):
+        return await anyio.to_thread.run_sync(lambda: function(*args), limiter=limiter)
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse(
@@ -371,6 +378,12 @@ def _parser() -> argparse.ArgumentParser:
         help="largest POST /stt upload (MiB)",
     )
     p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="model and decoder calls at once (default: one per CPU core)",
+    )
+    p.add_argument(
         "--log_level",
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],
@@ -402,6 +415,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         max_streams=args.max_streams,
         max_stream_s=args.max_stream_s,
         max_upload_bytes=int(args.max_upload_mb * 2**20),
+        workers=args.workers,
     )
     # uvicorn closes a WebSocket whose message exceeds ws_max_size with 1009; ours
     # (max_message_bytes) answers with an error message first, so let it pass.
