@@ -435,6 +435,13 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _bool_flag(
+    p: argparse.ArgumentParser, name: str, default: Optional[bool], help: str
+) -> None:
+    """``--name``, ``--name=true|false`` or ``--name false``, as absl booleans."""
+    p.add_argument(name, type=_bool, nargs="?", const=True, default=default, help=help)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The transcribe options (also used by the repository's transcribe.py)."""
     p.add_argument(
@@ -448,22 +455,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="output directory (or output path for one file); "
         "default: next to each audio file",
     )
-    p.add_argument(
-        "--recursive",
-        type=_bool,
-        nargs="?",
-        const=True,
-        default=False,
-        help="scan --src directories recursively",
-    )
-    p.add_argument(
-        "--force",
-        type=_bool,
-        nargs="?",
-        const=True,
-        default=False,
-        help="redo files whose outputs already exist",
-    )
+    _bool_flag(p, "--recursive", False, "scan --src directories recursively")
+    _bool_flag(p, "--force", False, "redo files whose outputs already exist")
     p.add_argument(
         "--vad_aggressiveness",
         type=int,
@@ -503,14 +496,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beam_width", type=int, help="beam width (default: the model's)")
     p.add_argument("--lm_alpha", type=float, help="LM weight (default: the scorer's)")
     p.add_argument("--lm_beta", type=float, help="word bonus (default: the scorer's)")
-    p.add_argument(
-        "--show_progressbar",
-        type=_bool,
-        nargs="?",
-        const=True,
-        default=None,
-        help="progress bar (default: when stderr is a TTY)",
-    )
+    _bool_flag(p, "--show_progressbar", None, "progress bar (default: on a TTY)")
 
 
 def _parser() -> argparse.ArgumentParser:
