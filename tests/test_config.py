@@ -37,7 +37,8 @@ RESOLVED_FIELDS = {
     ("checkpoint", "load_checkpoint_dir"),
     ("checkpoint", "save_checkpoint_dir"),
 }
-# edge only / set other fields; notify: its URLs may hold tokens, kept out of config.json
+# Edge-only flags, or flags that set other fields; notify: its URLs may hold tokens,
+# so it stays out of config.json.
 EDGE_FLAGS = {"log_level", "checkpoint_dir", "scorer", "notify"}
 FIXED_FIELDS = {
     "n_mfcc",
