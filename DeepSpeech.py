@@ -22,8 +22,11 @@ FLAGS = flags.FLAGS
 ABSL_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR}
 
 
-def run(cfg) -> None:
-    """train -> test -> export -> one-shot, each when its flags ask for it."""
+def run(cfg, notify_urls=()) -> None:
+    """train -> test -> export -> one-shot, each when its flags ask for it.
+
+    ``notify_urls``: --notify, kept out of cfg (they may hold tokens; util/notify.py).
+    """
     from ctcdecode import Alphabet
     from util import devices, distributed
 
@@ -34,19 +37,19 @@ def run(cfg) -> None:
     chief = distributed.is_chief(cluster)
     alphabet = Alphabet(cfg.data.alphabet_config_path)
     if cfg.data.train_files:
-        cfg = _train(cfg, alphabet, strategy, cluster, chief)
+        cfg = _train(cfg, alphabet, strategy, cluster, chief, notify_urls)
     evaluating = cfg.data.test_files or cfg.export.export_dir or cfg.eval.one_shot_infer
     if chief and evaluating:  # testing, exporting and inferring are the chief's alone
         _test_export_infer(cfg, alphabet)
 
 
-def _train(cfg, alphabet, strategy, cluster, chief):
+def _train(cfg, alphabet, strategy, cluster, chief, notify_urls=()):
     """Train; returns the config whose checkpoint dir is what this run just wrote."""
     import dataclasses
 
     import tensorflow as tf
 
-    from util import distributed, evaluate, training
+    from util import distributed, evaluate, notify, training
 
     if not chief:  # one progress bar per cluster: the chief's
         cfg = dataclasses.replace(
@@ -56,7 +59,8 @@ def _train(cfg, alphabet, strategy, cluster, chief):
     evaluate.load_scorer(cfg.decoder, alphabet)
     session = training.build_session(cfg, alphabet, strategy, is_chief=chief)
     try:
-        training.train(session)
+        with notify.training_events(notify_urls if chief else (), cfg) as events:
+            events.finished(training.train(session, on_epoch=events.epoch))
     except tf.errors.OpError as err:
         if cluster is None:
             raise
@@ -148,7 +152,7 @@ def main(argv) -> int:
             "--one_shot_infer"
         )
     try:
-        run(cfg)
+        run(cfg, tuple(FLAGS.notify))
     except ClusterFailureError as err:
         logging.error("%s", err)
         return 1

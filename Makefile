@@ -11,7 +11,7 @@ REQUIREMENTS := requirements.txt requirements-dev.txt
 PIP_FLAGS ?= --disable-pip-version-check --no-input --quiet
 PYTEST_FLAGS ?=
 
-LINT_PATHS := util native_client bin tests bench data/lm $(wildcard DeepSpeech.py lm_optimizer.py evaluate_tflite.py)
+LINT_PATHS := util native_client bin tests bench data/lm $(wildcard DeepSpeech.py lm_optimizer.py evaluate_tflite.py transcribe.py)
 # Nothing below DeepSpeech.py may touch FLAGS (doc/CONTRIBUTING.rst, Configuration).
 FLAGS_DIRS := util native_client bin
 FLAGS_OWNER := util/flags.py

@@ -8,7 +8,7 @@ Each worker process loads the model (and scorer) once and transcribes files with
 ``deepspeech`` client exactly as users do, so this measures what users get (int8
 models included). CSV columns as for training (``wav_filename,...,transcript``;
 relative paths resolve against the CSV's directory). Corpus WER/CER as
-util/evaluate.py: total edit distance / total reference length.
+util/evaluate_tools.py: total edit distance / total reference length.
 """
 
 from __future__ import annotations

@@ -181,3 +181,18 @@ def run_python(repo_root: str) -> Callable[..., subprocess.CompletedProcess]:
         return result
 
     return run
+
+
+@pytest.fixture(scope="session")
+def ldc93s1_model(tmp_path_factory):
+    """(tflite, scorer, checkpoint dir) of a small unidirectional model trained on
+    LDC93S1 and padded/resampled variants of it (tests/helpers.py), so that it
+    transcribes the clip exactly when the VAD cuts it out of a long recording or a
+    browser streams it. Trained once per session (about 1-2 minutes on 2 cores).
+    """
+    from helpers import ldc93s1_scorer, train_robust_ldc93s1
+
+    out = tmp_path_factory.mktemp("ldc93s1_model")
+    tflite = train_robust_ldc93s1(str(out))
+    scorer = ldc93s1_scorer(str(out / "kenlm.scorer"))
+    return tflite, scorer, str(out / "ckpt")

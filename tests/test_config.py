@@ -39,7 +39,9 @@ RESOLVED_FIELDS = {
     ("checkpoint", "load_checkpoint_dir"),
     ("checkpoint", "save_checkpoint_dir"),
 }
-EDGE_FLAGS = {"log_level", "checkpoint_dir", "scorer"}  # edge only / set other fields
+# Edge-only flags, or flags that set other fields; notify: its URLs may hold tokens,
+# so it stays out of config.json.
+EDGE_FLAGS = {"log_level", "checkpoint_dir", "scorer", "notify"}
 # DeepSpeech 0.9 flags read by Config.from_flags's checks (refused or warned about).
 DS09_FLAGS = set(DS09_IGNORED) | set(DS09_NOT_YET)
 FIXED_FIELDS = {

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import os
 import re
 import subprocess
@@ -30,6 +31,16 @@ from util.model import DeepSpeechModel
 N_INPUT, N_CLASSES, N_HIDDEN = 26, 29, 32
 LENGTHS = np.array([37, 20, 5, 31], np.int32)
 LDC93S1_TEXT = "she had your dark suit in greasy wash water all year"
+
+
+@pytest.fixture(autouse=True)
+def _full_float32():
+    """The tolerances above are for float32; on Ampere+ GPUs TF rounds matmul inputs
+    to TF32 (10 bits) by default, which both paths would do differently."""
+    enabled = tf.config.experimental.tensor_float_32_execution_enabled()
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    yield
+    tf.config.experimental.enable_tensor_float_32_execution(enabled)
 
 
 def _random_model(bidirectional: bool) -> DeepSpeechModel:
@@ -187,6 +198,35 @@ def test_zero_length_batch_and_gpu_kernel_choice():
     )
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    not tf.config.list_physical_devices("GPU"), reason="needs a GPU (doc/GPU.rst)"
+)
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_gpu_kernel_matches_reference(mode):
+    """On a GPU: CudnnRNNV3 and the CPU reference agree on one buffer, outputs and
+    gradients, padded lengths, both directions (run: pytest -m gpu)."""
+    rng = np.random.default_rng(4)
+    n_in, n_cell, gates = 6, 8, cudnn_rnn.N_GATES[mode]
+    x = tf.constant(rng.standard_normal((9, 3, n_in)), tf.float32)
+    lengths = tf.constant([9, 4, 6])
+    weights = [
+        tf.Variable(rng.standard_normal(shape) * 0.3, dtype=tf.float32)
+        for shape in ((n_in, gates * n_cell), (n_cell, gates * n_cell))
+        + ((gates * n_cell,),) * (2 if mode == "gru" else 1)
+    ]
+    pack = cudnn_rnn.gru_params if mode == "gru" else cudnn_rnn.lstm_params
+    results = []
+    for on_gpu in (True, False):  # full float32: see _full_float32
+        with tf.GradientTape() as tape:
+            params = [pack(*weights)] * 2
+            out = cudnn_rnn.layer(x, lengths, mode, params, n_cell, True, on_gpu)
+            loss = tf.reduce_sum(out * out)
+        results.append([out] + tape.gradient(loss, weights))
+    for gpu, ref in zip(*results):
+        np.testing.assert_allclose(gpu.numpy(), ref.numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_checkpoints_interchange_both_ways(tiny_config, alphabet, sample_csv):
     """cuDNN -> default on one checkpoint directory, no conversion step (the slow
     test below goes on to export; the variables are the same both ways)."""
@@ -258,3 +298,73 @@ def _epoch_loss(log: str, epoch: int) -> float:
     match = re.search(rf"Epoch {epoch} \| train loss ([0-9.]+)", log)
     assert match, log
     return float(match.group(1))
+
+
+MIRRORED_SCRIPT = r"""
+import json
+from util.distributed import make_strategy, split_cpu
+
+split_cpu(2)  # before anything initialises TensorFlow's devices
+
+from ctcdecode import Alphabet
+from util.config import Config
+from util.model import trainable_variables
+from util.training import build_session, train
+
+out = {}
+for name, text in json.loads(CONFIGS).items():
+    cfg = Config.from_json(text)
+    strategy = make_strategy(["/cpu:0", "/cpu:1"] if name != "single" else [])
+    session = build_session(cfg, Alphabet(cfg.data.alphabet_config_path), strategy)
+    result = train(session)
+    scale = session.steps.loss_scale
+    out[name] = {
+        "loss": result.last_train_loss,
+        "steps": int(session.state.global_step.numpy()),
+        "scale": None if scale is None else float(scale.scale.numpy()),
+        "weights": [v.numpy().tolist() for v in trainable_variables(session.model)],
+    }
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_cudnn_and_float16_under_mirrored_strategy(
+    tiny_config, sample_csv, run_python, tmp_path
+):
+    """Two replicas with --train_cudnn equal one device (as tests/test_distributed.py
+    checks for the default path); float16 with its loss scale runs mirrored too."""
+    csv_path = sample_csv(("a", "ab", "abc", "b"))
+    runs = {
+        "mirrored": (2, {"train_cudnn": True}),
+        "single": (4, {"train_cudnn": True}),
+        "float16": (
+            2,
+            {
+                "train_cudnn": True,
+                "automatic_mixed_precision": True,
+                "mixed_precision_dtype": "float16",
+            },
+        ),
+    }
+    configs = {}
+    for name, (batch, device) in runs.items():
+        directory = str(tmp_path / name)
+        configs[name] = tiny_config(
+            data={"train_files": (csv_path,), "train_batch_size": batch},
+            train={"epochs": 3, "shuffle_batches": False, "epsilon": 1.0},
+            checkpoint={
+                "load_checkpoint_dir": directory,
+                "save_checkpoint_dir": directory,
+            },
+            device=device,
+        ).to_json()
+    code = MIRRORED_SCRIPT.replace("CONFIGS", repr(json.dumps(configs)))
+    out = json.loads(run_python(code).stdout.strip().splitlines()[-1])
+    assert out["mirrored"]["steps"] == out["single"]["steps"] == 3
+    assert np.isclose(out["mirrored"]["loss"], out["single"]["loss"], rtol=1e-5)
+    for got, want in zip(out["mirrored"]["weights"], out["single"]["weights"]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    half = out["float16"]
+    assert half["steps"] == 3 and np.isfinite(half["loss"])
+    assert half["scale"] is not None and 1.0 <= half["scale"] <= 2.0**15

@@ -542,6 +542,16 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     # sphinx-doc: log_flags_end
 
     _define_device_flags(flag_values)
+
+    # sphinx-doc: notify_flags_start
+    F.DEFINE_multi_string(
+        "notify",
+        [],
+        "send training events (start, epochs, best model, early stop, finish, crash) to this apprise URL, e.g. tgram://token/chat or json://host:port/path; repeatable (doc/TRAINING.rst)",
+        flag_values=flag_values,
+    )
+    # sphinx-doc: notify_flags_end
+
     _define_ds09_flags(flag_values)
     _register_validators(flag_values)
 

@@ -9,7 +9,7 @@ records the epoch and the batches done in it, and a resumed run skips those batc
 import dataclasses
 import math
 import time
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -47,6 +47,18 @@ class TrainResult:
     epochs_completed: int
     last_train_loss: float
     best_dev_loss: float
+    stopped_early: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochEnd:
+    """An epoch's numbers, for ``train(on_epoch=...)`` (util/notify.py)."""
+
+    epoch: int
+    train_loss: float
+    dev_loss: Optional[float]
+    best_dev_loss: float  # after this epoch
+    improved: bool  # this epoch set a new best dev loss (and saved it)
     stopped_early: bool
 
 
@@ -102,9 +114,14 @@ def load_sets(
     ]
 
 
-def train(session: Session) -> TrainResult:
+def train(
+    session: Session, on_epoch: Optional[Callable[[EpochEnd], None]] = None
+) -> TrainResult:
     """Run ``--epochs`` more epochs (0.9's meaning; at most ``--max_epochs`` in all)
-    from wherever the checkpoints say we are."""
+    from wherever the checkpoints say we are.
+
+    ``on_epoch`` is called after each epoch's checkpoint (training notifications).
+    """
     cfg = session.config
     train_sets = load_sets(
         cfg.data.train_files, cfg, session.alphabet, cfg.data.limit_train
@@ -129,7 +146,12 @@ def train(session: Session) -> TrainResult:
         train_loss = _train_epoch(session, samples, cache, epoch, writer)
         dev_loss = _dev_epoch(session, dev_sets, epoch, dev_writer)
         _metrics_epoch(session, metric_sets, epoch, dev_writer)
+        best = float(state.best_dev_loss.numpy())
         stopped = _end_epoch(session, epoch, train_loss, dev_loss)
+        if on_epoch is not None:
+            new_best = float(state.best_dev_loss.numpy())
+            on_epoch(EpochEnd(epoch, train_loss, dev_loss, new_best, new_best < best,
+                              stopped))  # fmt: skip
         if stopped:
             break
     return TrainResult(
