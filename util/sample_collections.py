@@ -369,8 +369,8 @@ def sdb_headers(
             ref = sample_ref(path, index)
             info, error = None, None
             try:
-                rate, channels, frames = audio_header(entry.audio, reader.audio_type, ref)
-                info = AudioInfo(ref, rate, channels, frames, frames / rate)
+                rate, n_ch, frames = audio_header(entry.audio, reader.audio_type, ref)
+                info = AudioInfo(ref, rate, n_ch, frames, frames / rate)
             except AudioError as err:
                 error = str(err)
             yield SDBHeader(
