@@ -35,11 +35,12 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-import uuid
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from .fileio import atomic_write
 
 TRIE_MAGIC = struct.pack("<i", 0x54524945)  # 'TRIE' as a C multi-char int32
 TRIE_VERSION = 6
@@ -294,20 +295,14 @@ def write_ds09_scorer(
     states, arcs, start = minimal_acceptor(
         [tuple(w) + (space_label,) for w in words if w]
     )
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    try:
-        with open(tmp, "wb") as out, open(lm_binary_path, "rb") as lm:
-            while chunk := lm.read(1 << 20):
-                out.write(chunk)
-            # 0.9 passed alpha/beta through float (Scorer::reset_params) before
-            # storing them as doubles; so does this, for identical packages.
-            alpha, beta = (float(np.float32(v)) for v in (default_alpha, default_beta))
-            out.write(_TRIE_HEADER.pack(TRIE_MAGIC, TRIE_VERSION, False, alpha, beta))
-            _write_fst(out, states, arcs, start)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_write(path, "wb") as out, open(lm_binary_path, "rb") as lm:
+        while chunk := lm.read(1 << 20):
+            out.write(chunk)
+        # 0.9 passed alpha/beta through float (Scorer::reset_params) before storing
+        # them as doubles; so does this, for identical packages.
+        alpha, beta = (float(np.float32(v)) for v in (default_alpha, default_beta))
+        out.write(_TRIE_HEADER.pack(TRIE_MAGIC, TRIE_VERSION, False, alpha, beta))
+        _write_fst(out, states, arcs, start)
 
 
 def _check_ds09_lm(lm_path: str) -> None:
@@ -447,14 +442,8 @@ def _pad(out) -> None:
 def rewrite_ds09_defaults(path: str, default_alpha: float, default_beta: float) -> None:
     """Replace the default alpha/beta of a 0.9 package (lm_optimizer.py), atomically."""
     offset = trie_offset(path)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    try:
-        with open(path, "rb") as fin, open(tmp, "wb") as out:
-            while chunk := fin.read(1 << 20):
-                out.write(chunk)
-            out.seek(offset + 9)  # after magic, version and the utf8 flag
-            out.write(struct.pack("<dd", default_alpha, default_beta))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with open(path, "rb") as fin, atomic_write(path, "wb") as out:
+        while chunk := fin.read(1 << 20):
+            out.write(chunk)
+        out.seek(offset + 9)  # after magic, version and the utf8 flag
+        out.write(struct.pack("<dd", default_alpha, default_beta))
