@@ -154,7 +154,7 @@ def main() -> None:
     p.add_argument("--streams", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--workers", type=int, nargs="+", default=[0],
-                   help="server --workers values, alternated per N (0: cores)")  # fmt: skip
+                   help="server --workers values to alternate (0: cores)")  # fmt: skip
     args = p.parse_args()
     for n in args.streams:
         audios = [_audio(args.seconds, k) for k in range(n)]
