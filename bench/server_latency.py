@@ -16,6 +16,9 @@ Reported per N:
 - memory per stream: the server's resident set while all N streams are open (sampled
   at their midpoint) minus its idle resident set, divided by N.
 
+``--workers 0 64`` compares server settings (0: model calls capped at the core
+count; 64: effectively uncapped), alternating them for each N on a fresh server.
+
 Every loop is bounded: N streams x seconds / 0.32 messages, and a timeout on each
 receive; the server is stopped at the end.
 """
@@ -106,56 +109,69 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _start_server(args, port: int, workers: int) -> subprocess.Popen:
+    import httpx
+
+    cmd = [sys.executable, "-m", "deepspeech.server", "--model", args.model,
+           "--port", str(port), "--host", "127.0.0.1", "--log_level", "warning",
+           "--max_streams", str(max(args.streams)),
+           "--workers", str(workers)]  # fmt: skip
+    if args.scorer:
+        cmd += ["--scorer", args.scorer]
+    server = subprocess.Popen(cmd)
+    for _ in range(600):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+            return server
+        except httpx.TransportError:
+            time.sleep(0.1)
+    server.terminate()
+    raise SystemExit("the server did not start")
+
+
+def _pct(values, q):
+    return values[min(len(values) - 1, int(q * len(values)))] * 1000
+
+
+def _report(n, workers, results, serial, rss, idle) -> str:
+    partial = sorted(x for lat, _, _ in results for x in lat)
+    final = sorted(f for _, f, _ in results)
+    same = [t for _, _, t in results] == serial
+    return (
+        f"{n:3d} streams, --workers {workers or 'cores'}: partial latency p50 "
+        f"{_pct(partial, 0.5):.0f} ms, p95 {_pct(partial, 0.95):.0f} ms, max "
+        f"{partial[-1] * 1000:.0f} ms ({len(partial)} messages); final p50 "
+        f"{statistics.median(final) * 1000:.0f} ms, p95 {_pct(final, 0.95):.0f} ms; "
+        f"finals == serial: {same}; memory {(rss - idle) / 1024 / n:.1f} MiB per "
+        f"stream (RSS {rss / 1024:.0f} MiB, idle {idle / 1024:.0f} MiB)"
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True)
     p.add_argument("--scorer")
     p.add_argument("--streams", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--workers", type=int, nargs="+", default=[0],
+                   help="server --workers values to alternate (0: cores)")  # fmt: skip
     args = p.parse_args()
-    port = _free_port()
-    cmd = [sys.executable, "-m", "deepspeech.server", "--model", args.model,
-           "--port", str(port), "--host", "127.0.0.1", "--log_level", "warning",
-           "--max_streams", str(max(args.streams))]  # fmt: skip
-    if args.scorer:
-        cmd += ["--scorer", args.scorer]
-    server = subprocess.Popen(cmd)
-    try:
-        import httpx
-
-        for _ in range(600):
+    for n in args.streams:
+        audios = [_audio(args.seconds, k) for k in range(n)]
+        serial = _serial(args.model, args.scorer, audios)
+        for workers in args.workers:
+            port = _free_port()
+            server = _start_server(args, port, workers)
             try:
-                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        idle = _rss_kb(server.pid)
-        print(f"server idle RSS {idle / 1024:.0f} MiB", flush=True)
-        for n in args.streams:
-            audios = [_audio(args.seconds, k) for k in range(n)]
-            serial = _serial(args.model, args.scorer, audios)
-            url = f"ws://127.0.0.1:{port}/ws"
-            results, rss = asyncio.run(_round(url, audios, server.pid, args.seconds))
-            partial = sorted(x for lat, _, _ in results for x in lat)
-            final = sorted(f for _, f, _ in results)
-            same = [t for _, _, t in results] == serial
-
-            def pct(values, q):
-                return values[min(len(values) - 1, int(q * len(values)))] * 1000
-
-            print(
-                f"{n:3d} streams: partial latency p50 {pct(partial, 0.5):.0f} ms, "
-                f"p95 {pct(partial, 0.95):.0f} ms, max {partial[-1] * 1000:.0f} ms "
-                f"({len(partial)} messages); final p50 "
-                f"{statistics.median(final) * 1000:.0f} ms, p95 "
-                f"{pct(final, 0.95):.0f} ms; finals == serial: {same}; memory "
-                f"{(rss - idle) / 1024 / n:.1f} MiB per stream (RSS {rss / 1024:.0f}"
-                " MiB)",
-                flush=True,
-            )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+                idle = _rss_kb(server.pid)
+                url = f"ws://127.0.0.1:{port}/ws"
+                results, rss = asyncio.run(
+                    _round(url, audios, server.pid, args.seconds)
+                )
+                print(_report(n, workers, results, serial, rss, idle), flush=True)
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
 
 
 if __name__ == "__main__":

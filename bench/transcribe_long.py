@@ -70,11 +70,11 @@ def _tree_rss_kb(pid: int) -> int:
     return total
 
 
-def run(args: argparse.Namespace, minutes: float, work: str) -> dict:
+def run(args: argparse.Namespace, minutes: float, workers: int, work: str) -> dict:
     wav = os.path.join(work, f"long_{minutes:g}min.wav")
     clips = make_recording(wav, minutes)
     cmd = [sys.executable, "-m", "deepspeech.transcribe", "--model", args.model,
-           "--src", wav, "--dst", work + os.sep, "--workers", str(args.workers),
+           "--src", wav, "--dst", work + os.sep, "--workers", str(workers),
            "--force", "--show_progressbar", "false"]  # fmt: skip
     if args.scorer:
         cmd += ["--scorer", args.scorer]
@@ -103,18 +103,20 @@ def main() -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--scorer")
     p.add_argument("--minutes", type=float, nargs="+", default=[10.0])
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, nargs="+", default=[2],
+                   help="--workers values to alternate for each length")  # fmt: skip
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as work:
         for minutes in args.minutes:
-            r = run(args, minutes, work)
-            print(
-                f"{r['minutes']:g} min: {r['segments']} segments for {r['clips']} "
-                f"clips, {r['exact']} exact; wall {r['wall_s']:.1f} s, RTF "
-                f"{r['rtf']:.4f}, peak RSS {r['peak_mib']:.0f} MiB (all processes)\n"
-                f"  {r['summary']}",
-                flush=True,
-            )
+            for workers in args.workers:
+                r = run(args, minutes, workers, work)
+                print(
+                    f"{r['minutes']:g} min, --workers {workers}: {r['segments']} "
+                    f"segments for {r['clips']} clips, {r['exact']} exact; wall "
+                    f"{r['wall_s']:.1f} s, RTF {r['rtf']:.4f}, peak RSS "
+                    f"{r['peak_mib']:.0f} MiB (all processes)\n  {r['summary']}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

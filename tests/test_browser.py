@@ -123,6 +123,9 @@ def test_microphone_streaming_shows_the_transcript(
     assert any(p and p != LDC93S1_TEXT for p in partials)  # words appeared live
     words = browser.find_element(By.ID, "words").text
     assert words.startswith("she ") and "year" in words
+    # the page is ready for the next recording (stop() closed the audio context)
+    _wait(browser, "return document.getElementById('record').textContent"
+          " === 'Start microphone'")  # fmt: skip
     shot = os.environ.get("DEEPSPEECH_SCREENSHOT")
     if shot:
         browser.save_screenshot(shot)

@@ -99,3 +99,22 @@ def test_bad_urls_and_no_urls(tiny_config):
         quiet.epoch(None)
         assert quiet.finished("result") == "result"
     assert notify.run_name("/runs/my_model/checkpoints").startswith("my_model on ")
+
+
+def test_deepspeech_py_notify_flag(webhook, repo_root, ldc93s1_wav, tmp_path):
+    """The flag's wiring: DeepSpeech.py --notify sends the run's events."""
+    from helpers import run_deepspeech, write_ldc93s1_csv
+
+    url, messages = webhook
+    csv_path = write_ldc93s1_csv(tmp_path, ldc93s1_wav)
+    result = run_deepspeech(repo_root, [
+        "--train_files", csv_path, "--dev_files", csv_path, "--epochs", "1",
+        "--n_hidden", "8", "--checkpoint_dir", str(tmp_path / "demo" / "checkpoints"),
+        "--show_progressbar=false", "--notify", url,
+    ])  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    titles = [m["title"] for m in messages]
+    assert titles[0].startswith("DeepSpeech demo on ")
+    assert [t.split(": ", 1)[1] for t in titles] == [
+        "started", "epoch 0", "new best model", "finished",
+    ]  # fmt: skip

@@ -312,3 +312,13 @@ def test_checkpoint_dir_mode_matches_the_exported_model(ldc93s1_model, tmp_path)
     assert from_ckpt["segments"] == from_tflite["segments"]
     assert [s["transcript"] for s in from_ckpt["segments"]] == [LDC93S1_TEXT] * 2
     assert script.main(["--checkpoint_dir", str(tmp_path), *common]) == 1
+
+
+def test_transcribe_and_server_import_no_tensorflow(repo_root):
+    """deepspeech-transcribe and deepspeech-server run on the TF-free client."""
+    code = (
+        "import sys; import deepspeech.transcribe, deepspeech.server; "
+        "assert 'tensorflow' not in sys.modules, 'TF imported'; "
+        "assert not [m for m in sys.modules if m == 'util' or m.startswith('util.')]"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd="/", timeout=120)
