@@ -120,7 +120,9 @@ def test_feature_cache_skips_undecodable_samples(mixed_csv, alphabet, tmp_path):
     batches = list(
         feeding.make_dataset(samples, plan, FeatureConfig(), cache).as_numpy_iterator()
     )
-    skipped = [samples[i].wav_filename for b in batches for i in b["index"][b["skipped"]]]
+    skipped = [
+        samples[i].wav_filename for b in batches for i in b["index"][b["skipped"]]
+    ]
     assert names(skipped) == sorted(BAD_NAMES)
 
 
@@ -148,7 +150,9 @@ def test_training_dev_and_test_skip_undecodable_samples(
     with caplog.at_level(logging.WARNING):
         report = run_test_set(session.steps, sample_set, cfg, alphabet)
     assert len(report.samples) == 4  # the good ones only
-    assert all(os.path.basename(r.wav_filename) not in BAD_NAMES for r in report.samples)
+    assert all(
+        os.path.basename(r.wav_filename) not in BAD_NAMES for r in report.samples
+    )
     assert any("3 sample(s) skipped" in m for m in warnings_of(caplog))
 
 

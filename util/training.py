@@ -277,7 +277,9 @@ class _LossTracker:
     ) -> None:
         """``skipped``: bool [B], rows util.feeding could not decode (left out)."""
         if skipped is not None and skipped.any():
-            self.undecodable.extend(self.samples[i].wav_filename for i in index[skipped])
+            self.undecodable.extend(
+                self.samples[i].wav_filename for i in index[skipped]
+            )
             losses, index = losses[~skipped], index[~skipped]
         finite = np.isfinite(losses)
         self.total += float(losses[finite].sum())
