@@ -43,7 +43,7 @@ class FlagRow:
 
 
 def _marker_ranges(source: str) -> Dict[str, Tuple[int, int]]:
-    """section -> (start line, end line) of its markers; raises ValueError if unpaired."""
+    """section -> (start line, end line) of its markers; ValueError if unpaired."""
     starts: Dict[str, int] = {}
     ranges: Dict[str, Tuple[int, int]] = {}
     for lineno, line in enumerate(source.splitlines(), 1):
