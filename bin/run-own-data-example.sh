@@ -79,13 +79,9 @@ bash data/lm/build_kenlm.sh
 # [export-end]
 
 # [client]
-if command -v deepspeech >/dev/null 2>&1; then
-  DEEPSPEECH=(deepspeech)
-else  # the client not installed (pip install ./native_client/python): run it in place
-  DEEPSPEECH=(env PYTHONPATH="native_client/python${PYTHONPATH:+:$PYTHONPATH}" \
-    "$PY" -m deepspeech.client)
-fi
-"${DEEPSPEECH[@]}" --model "$OUT/export/output_graph.tflite" --scorer "$OUT/own.scorer" \
+DEEPSPEECH=$(dirname "$PY")/deepspeech  # installed with the project (pip install -e .)
+[ -x "$DEEPSPEECH" ] || DEEPSPEECH=deepspeech  # or alone: pip install ./native_client/python
+"$DEEPSPEECH" --model "$OUT/export/output_graph.tflite" --scorer "$OUT/own.scorer" \
   --audio data/own_data_sample/recordings/slt/slt_01.wav \
   data/own_data_sample/recordings/awb/awb_01.wav
 # [client-end]

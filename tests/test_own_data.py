@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kenlm_helpers import require_kenlm_bins
+from helpers import require_kenlm_bins
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "bin" / "run-own-data-example.sh"

@@ -56,7 +56,8 @@ class SplitResult:
             if by_speaker:
                 names = self.speakers.get(split, [])
                 shown = ": " + ", ".join(names) if split != "train" else ""
-                text += f" ({len(names)} speakers{shown})"
+                plural = "" if len(names) == 1 else "s"
+                text += f" ({len(names)} speaker{plural}{shown})"
             parts.append(text)
         kind = "by speaker" if by_speaker else "by sample"
         return f"split {kind} (seed {seed}): " + ", ".join(parts)
