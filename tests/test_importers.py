@@ -555,3 +555,73 @@ def test_import_dir_speaker_from_regex_and_column(tmp_path, capsys) -> None:
     bad = [str(tmp_path / "c"), "--archive", str(rec), "--split", "dev"] + common
     assert dir_importer.main(bad) == 1
     assert not os.path.exists(tmp_path / "c" / "dev.csv")
+
+
+# -- unreadable folders and cut downloads (issue 11, case 8) --------------------------
+
+
+def test_unreadable_directory_is_an_error_not_a_gap(tmp_path, capsys, monkeypatch):
+    root = tmp_path / "LibriSpeech" / "dev-clean" / "84"
+    for chapter in ("121123", "121550"):
+        write_audio(str(root / chapter / f"84-{chapter}-0000.flac"), 1.0, fmt="FLAC")
+        write_text(
+            str(root / chapter / f"84-{chapter}.trans.txt"), f"84-{chapter}-0000 A B\n"
+        )
+    hidden = str(root / "121550")
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # root can read anything, so deny like chmod 000 would
+        if os.fspath(path) == hidden:
+            raise PermissionError(13, "Permission denied", hidden)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    target = tmp_path / "out"
+    argv = [target, "--archive", tmp_path / "LibriSpeech", "--no-show_progressbar"]
+    code = load_bin("librivox").main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert hidden in err and "Permission denied" in err and "chmod" in err
+    assert not (target / "librivox-dev-clean.csv").exists()
+
+
+class _CutHandler(http.server.BaseHTTPRequestHandler):
+    """Announces the whole file but closes the connection halfway, or answers 416."""
+
+    payload = b""
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        if self.headers.get("Range"):
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(self.payload)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.payload)))
+        self.end_headers()
+        self.wfile.write(self.payload[: len(self.payload) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+def test_download_cut_short_never_gets_the_final_name(tmp_path):
+    handler = type("Handler", (_CutHandler,), {"payload": os.urandom(200_000)})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/corpus.tar.gz"
+        spec = archives.ArchiveSpec("corpus.tar.gz", url)  # no checksum known
+        with pytest.raises(archives.ArchiveError, match="stopped at 100000 of 200000"):
+            archives.download(spec, str(tmp_path))
+        assert not (tmp_path / "corpus.tar.gz").exists()
+        assert (tmp_path / "corpus.tar.gz.part").stat().st_size == 100_000
+        # The resume gets 416 "bytes */200000": still short, still no final name.
+        with pytest.raises(archives.ArchiveError, match="stopped at 100000 of 200000"):
+            archives.download(spec, str(tmp_path))
+        assert not (tmp_path / "corpus.tar.gz").exists()
+    finally:
+        server.shutdown()

@@ -259,6 +259,28 @@ def run_importer(
     return report
 
 
+def walk(root: str) -> List[Tuple[str, List[str], List[str]]]:
+    """``sorted(os.walk(root))``, but an unreadable directory is an error, not a gap.
+
+    ``os.walk`` skips what it cannot list, so a corpus with one unreadable folder was
+    imported without its samples and exit status 0 (issue 11, case 8).
+
+    Raises:
+        ImporterError: naming every directory that could not be read, and the fix.
+    """
+    errors: List[OSError] = []
+    found = sorted(os.walk(root, onerror=errors.append))
+    if errors:
+        listed = "; ".join(f"{e.filename} ({e.strerror or e})" for e in errors[:10])
+        more = f" and {len(errors) - 10} more" if len(errors) > 10 else ""
+        raise ImporterError(
+            f"cannot read {len(errors)} director{'y' if len(errors) == 1 else 'ies'} "
+            f"under {root}: {listed}{more}; their samples would be missing. Fix the "
+            f"permissions (e.g. chmod -R u+rX {root}) and run again"
+        )
+    return found
+
+
 def _wav_path(options: ImportOptions, sample_id: str) -> str:
     safe = re.sub(r"[^\w.\-]", "_", sample_id)
     return os.path.join(options.target_dir, options.wav_subdir, safe + ".wav")
