@@ -61,6 +61,8 @@ def test_page_shows_every_step_of_the_script() -> None:
         assert not re.match(r'\s*"\$PY"|\s*bash ', line), line
 
 
+# Not slow: issue 10 asks for CI to run every command of the walkthrough (60-150 s:
+# four TensorFlow start-ups, a TFLite conversion).
 def test_walkthrough_script_runs(tmp_path: Path) -> None:
     require_kenlm_bins()
     out = tmp_path / "own_data"

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""How many lm_optimizer trials matter? Best WER found after N trials, several seeds.
+
+Runs the checkpoint over ``--test_files`` once (as lm_optimizer.py does), then repeats
+optuna's TPE search over (lm_alpha, lm_beta) in [0, 5]^2 with ``--seeds`` seeds for
+``--max_trials`` trials each, and prints, for N in --report_at, the best corpus WER
+after N trials (median and worst over the seeds) and the seconds per trial. Trial 0 is
+the scorer's default pair, as in lm_optimizer.py. Results: bench/README.md. The decoder
+workers import lm_optimizer by name: run with the repository root on PYTHONPATH.
+
+    python bench/lm_optimizer_trials.py --test_files dev.csv,test.csv \
+        --checkpoint_dir runs/own_data/checkpoints --scorer_path own.scorer
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+from absl import app, flags
+
+REPORT_AT = "1,10,25,50,100,200,400"
+
+
+def define_bench_flags() -> None:
+    flags.DEFINE_integer("max_trials", 400, "trials per seed")
+    flags.DEFINE_integer("seeds", 5, "independent searches")
+    flags.DEFINE_string("report_at", REPORT_AT, "trial counts to report")
+
+
+def load_lm_optimizer():
+    """The top-level script lm_optimizer.py as a module, by path (it is no package)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "lm_optimizer.py")
+    spec = importlib.util.spec_from_file_location("lm_optimizer", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["lm_optimizer"] = module  # its dataclasses and worker pickles need it
+    spec.loader.exec_module(module)
+    return module
+
+
+def best_so_far(values):
+    out, best = [], float("inf")
+    for v in values:
+        best = min(best, v)
+        out.append(best)
+    return out
+
+
+def main(argv) -> int:
+    import optuna
+
+    lm_optimizer = load_lm_optimizer()
+    from ctcdecode import Alphabet, Scorer
+    from util import checkpoints
+    from util.config import Config
+
+    del argv
+    values = flags.FLAGS.flag_values_dict()
+    cfg = Config.from_flags(values)
+    cfg, alphabet = checkpoints.as_trained(cfg, Alphabet(cfg.data.alphabet_config_path))
+    scorer = Scorer(None, None, cfg.decoder.scorer_path, alphabet)
+    utterances = lm_optimizer.acoustic_outputs(cfg, alphabet)
+    processes = cfg.decoder.decoder_processes or os.cpu_count() or 1
+    decoder = lm_optimizer.TrialDecoder(
+        utterances, alphabet, cfg.decoder, scorer, processes
+    )
+    refs = [u.transcript for u in utterances]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    curves, seconds = [], []
+    try:
+        for seed in range(values["seeds"]):
+            study = optuna.create_study(
+                direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed)
+            )
+            study.enqueue_trial({"lm_alpha": scorer.alpha, "lm_beta": scorer.beta})
+
+            def objective(trial):
+                alpha = trial.suggest_float("lm_alpha", 0.0, 5.0)
+                beta = trial.suggest_float("lm_beta", 0.0, 5.0)
+                return lm_optimizer.corpus_wer(refs, decoder.decode(alpha, beta))
+
+            began = time.perf_counter()
+            study.optimize(objective, n_trials=values["max_trials"])
+            seconds.append((time.perf_counter() - began) / values["max_trials"])
+            curves.append(best_so_far([t.value for t in study.trials]))
+    finally:
+        decoder.close()
+    print(f"{len(utterances)} utterances, {statistics.median(seconds):.3f} s per trial")
+    print("| trials | best WER, median of seeds | worst seed |")
+    print("|---|---|---|")
+    for n in (int(x) for x in values["report_at"].split(",")):
+        if n <= values["max_trials"]:
+            at = [c[n - 1] for c in curves]
+            print(f"| {n} | {statistics.median(at):.4f} | {max(at):.4f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from util import flags as ds_flags
+
+    ds_flags.define_flags()
+    define_bench_flags()
+    sys.exit(app.run(main))
