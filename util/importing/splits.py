@@ -10,8 +10,10 @@ single samples are shuffled and cut. No TensorFlow, no I/O.
 from __future__ import annotations
 
 import collections
+import os
+import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -133,3 +135,45 @@ def _by_speaker(keys: List[str], speakers: List[str], spec: SplitSpec) -> SplitR
     split_of_speaker = {s: split for split, group in chosen.items() for s in group}
     split_of = {key: split_of_speaker[s] for key, s in zip(keys, speakers)}
     return SplitResult(split_of, {k: sorted(v) for k, v in chosen.items()})
+
+
+def read_speakers(
+    speaker_from: str,
+    paths: Sequence[str],
+    base: str,
+    columns: Optional[Sequence[Mapping[str, str]]] = None,
+) -> List[str]:
+    """The speaker of each audio file, as ``speaker_from`` says.
+
+    ``parent``: the name of the folder holding the file; ``column:NAME``: that column
+    of the file's manifest row (``columns``, one row per path); ``regex:PATTERN``:
+    group 1 of PATTERN searched in the path relative to ``base``, with ``/``.
+
+    Raises:
+        ValueError: an unknown form, or a file whose speaker cannot be read.
+    """
+    kind, _, arg = speaker_from.partition(":")
+    found: List[Optional[str]]
+    if kind == "column":
+        if columns is None:
+            raise ValueError("--speaker_from column:NAME needs a manifest")
+        found = [row.get(arg) for row in columns]
+    elif kind == "parent":
+        found = [os.path.basename(os.path.dirname(p)) for p in paths]
+    elif kind == "regex":
+        pattern = re.compile(arg)
+        found = []
+        for path in paths:
+            match = pattern.search(os.path.relpath(path, base).replace(os.sep, "/"))
+            found.append(match.group(1) if match and match.groups() else None)
+    else:
+        raise ValueError(
+            f"--speaker_from {speaker_from!r}: use parent, column:NAME or regex:PATTERN"
+        )
+    for path, speaker in zip(paths, found):
+        if not speaker:
+            raise ValueError(
+                f"no speaker for {path} with --speaker_from {speaker_from}; fix it or "
+                "leave --speaker_from out to split by sample"
+            )
+    return [str(s) for s in found]
