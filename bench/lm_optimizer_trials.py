@@ -25,6 +25,13 @@ REPORT_AT = "1,10,25,50,100,200,400"
 
 
 def define_bench_flags() -> None:
+    flags.DEFINE_string(
+        "synthetic_text",
+        "",
+        "instead of a checkpoint: simulated acoustic outputs for the lines of this "
+        "text file (each character right with some noise, a third of them confused "
+        "with another letter, as a weak model would)",
+    )
     flags.DEFINE_integer("max_trials", 400, "trials per seed")
     flags.DEFINE_integer("seeds", 5, "independent searches")
     flags.DEFINE_string("report_at", REPORT_AT, "trial counts to report")
@@ -40,6 +47,29 @@ def load_lm_optimizer():
     sys.modules["lm_optimizer"] = module  # its dataclasses and worker pickles need it
     spec.loader.exec_module(module)
     return module
+
+
+def synthetic_utterances(path: str, alphabet, utterance_class, seed: int = 0):
+    """lm_optimizer.Utterance per line: probs float32 [T, n_classes], char + blank."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    letters = [alphabet.encode(c)[0] for c in "abcdefghijklmnopqrstuvwxyz"]
+    out = []
+    with open(path, encoding="utf-8") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    for text in lines:
+        rows = []
+        for label in alphabet.encode(text):
+            row = rng.dirichlet(np.full(alphabet.n_classes, 0.3)) * 0.2
+            row[label] += 0.5
+            if rng.random() < 0.33:  # confused: a wrong letter wins the frame
+                row[rng.choice(letters)] += 0.6
+            blank = np.full(alphabet.n_classes, 0.01)
+            blank[alphabet.blank_index] = 1.0
+            rows += [row / row.sum(), blank / blank.sum()]
+        out.append(utterance_class(np.asarray(rows, np.float32), text))
+    return out
 
 
 def best_so_far(values):
@@ -61,9 +91,17 @@ def main(argv) -> int:
     del argv
     values = flags.FLAGS.flag_values_dict()
     cfg = Config.from_flags(values)
-    cfg, alphabet = checkpoints.as_trained(cfg, Alphabet(cfg.data.alphabet_config_path))
+    if values["synthetic_text"]:
+        alphabet = Alphabet(cfg.data.alphabet_config_path)
+        utterances = synthetic_utterances(
+            values["synthetic_text"], alphabet, lm_optimizer.Utterance
+        )
+    else:
+        cfg, alphabet = checkpoints.as_trained(
+            cfg, Alphabet(cfg.data.alphabet_config_path)
+        )
+        utterances = lm_optimizer.acoustic_outputs(cfg, alphabet)
     scorer = Scorer(None, None, cfg.decoder.scorer_path, alphabet)
-    utterances = lm_optimizer.acoustic_outputs(cfg, alphabet)
     processes = cfg.decoder.decoder_processes or os.cpu_count() or 1
     decoder = lm_optimizer.TrialDecoder(
         utterances, alphabet, cfg.decoder, scorer, processes

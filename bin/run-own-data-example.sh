@@ -4,7 +4,7 @@
 # deepspeech client runs. The page shows its steps between the "# [step]" markers;
 # tests/test_own_data.py runs it with a tiny model (EPOCHS=2 N_HIDDEN=16 N_TRIALS=3)
 # so every command on the page keeps working. Run from anywhere:
-#   bin/run-own-data-example.sh            # OUT=runs/own_data, about 5 minutes on 2 cores
+#   bin/run-own-data-example.sh            # OUT=runs/own_data, about 3 minutes on 2 cores
 # Extra arguments go to the training command ("$@").
 set -euo pipefail
 cd "$(dirname "$0")/.."
