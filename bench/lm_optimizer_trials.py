@@ -37,14 +37,14 @@ def define_bench_flags() -> None:
     flags.DEFINE_string("report_at", REPORT_AT, "trial counts to report")
 
 
-def load_lm_optimizer():
-    """The top-level script lm_optimizer.py as a module, by path (it is no package)."""
+def load_script(name: str):
+    """The top-level script ``<name>.py`` as a module, by path (it is no package)."""
     import importlib.util
 
-    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "lm_optimizer.py")
-    spec = importlib.util.spec_from_file_location("lm_optimizer", path)
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["lm_optimizer"] = module  # its dataclasses and worker pickles need it
+    sys.modules[name] = module  # dataclasses and worker pickles look it up there
     spec.loader.exec_module(module)
     return module
 
@@ -83,7 +83,7 @@ def best_so_far(values):
 def main(argv) -> int:
     import optuna
 
-    lm_optimizer = load_lm_optimizer()
+    lm_optimizer = load_script("lm_optimizer")
     from ctcdecode import Alphabet, Scorer
     from util import checkpoints
     from util.config import Config
@@ -138,9 +138,8 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from util import flags as ds_flags
-
-    ds_flags.define_flags()
+    # DeepSpeech.py owns DeepSpeech's flags: loading it defines them (and quiets
+    # TensorFlow's C++ logs), as lm_optimizer.py does.
+    load_script("DeepSpeech")
     define_bench_flags()
     sys.exit(app.run(main))

@@ -14,13 +14,7 @@ EPOCHS=${EPOCHS:-200}
 N_HIDDEN=${N_HIDDEN:-256}
 N_TRIALS=${N_TRIALS:-100}
 
-if [ -n "${PYTHON:-}" ]; then
-  PY=$PYTHON
-elif [ -x .venv/bin/python ]; then
-  PY=.venv/bin/python
-else
-  PY=python3
-fi
+. bin/_python.sh  # sets PY
 
 # [import]
 "$PY" bin/import_dir.py "$OUT/data" \
