@@ -145,17 +145,15 @@ def _setup(args, notes: List[str]):
 
 
 def main(argv=None) -> int:
-    notes: List[str] = []  # the split summary, printed after the report
-    code = importer_cli.main(
+    notes: List[str] = []  # the split summary, shown with the report
+    return importer_cli.main(
         __doc__,
         iter_samples,
         argv,
         add_arguments=_add_arguments,
         setup=functools.partial(_setup, notes=notes),
+        notes=notes,
     )
-    if code == 0 and notes:
-        print("\n".join(notes))
-    return code
 
 
 if __name__ == "__main__":
