@@ -217,7 +217,12 @@ def _check_complete(app, env) -> None:
         )
     shown = set().union(*_shown(env).values())
     for section in sorted(set(sections) - shown):
-        logger.warning("flag-table: section %r is shown on no page", section)
+        logger.warning(
+            "flag-table: section %r is shown on no page; add `.. flag-table:: %s` "
+            "to doc/FLAGS.rst",
+            section,
+            section,
+        )
 
 
 def setup(app):
