@@ -92,7 +92,14 @@ def _load_flag_values(path: str):
 
 def _type_of(flag) -> str:
     """'int >= 1', 'one of: a, b', 'bool', ... from the flag's parser."""
-    parser = flag.parser
+    from absl import flags as absl_flags
+
+    if isinstance(flag, absl_flags.MultiFlag):  # --x a --x b
+        return _type_of_parser(flag.parser) + ", repeatable"
+    return _type_of_parser(flag.parser)
+
+
+def _type_of_parser(parser) -> str:
     choices = getattr(parser, "enum_values", None)
     if choices:
         return "one of: " + ", ".join(choices)
