@@ -85,6 +85,7 @@ def synthetic_batch(tf) -> dict:
         "labels": rng.uniform([n, 40], 0, N_CLASSES - 1, tf.int32),
         "labels_len": tf.fill([n], 40),
         "index": tf.range(n),
+        "skipped": tf.zeros([n], tf.bool),
     }
 
 

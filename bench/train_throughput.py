@@ -104,6 +104,7 @@ def synthetic_batch(rng: np.random.Generator, seconds: np.ndarray) -> dict:
         "labels": tf.constant(labels),
         "labels_len": tf.fill([batch], FLAGS.label_len),
         "index": tf.range(batch, dtype=tf.int32),
+        "skipped": tf.zeros([batch], tf.bool),
     }
 
 

@@ -27,7 +27,7 @@ TSV_SPLITS = ("train", "dev", "test", "validated")
 
 def iter_samples(root: str) -> Iterator[importers.RawSample]:
     """Rows of every ``<split>.tsv`` under ``root``; clips are in ``clips/`` beside."""
-    for dirpath, _, filenames in sorted(os.walk(root)):
+    for dirpath, _, filenames in importers.walk(root):
         for split in TSV_SPLITS:
             if f"{split}.tsv" not in filenames:
                 continue

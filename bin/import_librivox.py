@@ -35,7 +35,7 @@ ARCHIVES = tuple(ArchiveSpec(f"{s}.tar.gz", f"{BASE_URL}{s}.tar.gz") for s in SP
 
 def iter_samples(root: str) -> Iterator[importers.RawSample]:
     """One sample per line of every ``*.trans.txt`` under ``root``."""
-    for dirpath, _, filenames in sorted(os.walk(root)):
+    for dirpath, _, filenames in importers.walk(root):
         for name in sorted(f for f in filenames if f.endswith(".trans.txt")):
             # <split>/<speaker>/<chapter>/<name>: the split is two levels up
             split = os.path.basename(os.path.dirname(os.path.dirname(dirpath)))

@@ -39,7 +39,7 @@ IGNORED = "ignore_time_segment_in_scoring"
 def _stm_dirs(root: str) -> List[Tuple[str, str]]:
     """(split, stm dir) pairs; release 3's ``data/`` replaces ``legacy/train``."""
     found = []
-    for dirpath, dirnames, _ in sorted(os.walk(root)):
+    for dirpath, dirnames, _ in importers.walk(root):
         if "stm" in dirnames and "sph" in dirnames:
             parent = os.path.basename(dirpath)
             split = "train" if parent == "data" else parent

@@ -24,7 +24,7 @@ TIMIT_RATE = 16000  # Hz: the .TXT offsets count samples at this rate
 
 def iter_samples(root: str) -> Iterator[importers.RawSample]:
     """One sample per ``.TXT``/``.WAV`` pair under a TRAIN or TEST directory."""
-    for dirpath, _, filenames in sorted(os.walk(root)):
+    for dirpath, _, filenames in importers.walk(root):
         parts = [p.lower() for p in os.path.relpath(dirpath, root).split(os.sep)]
         split = next((p for p in parts if p in ("train", "test")), None)
         if split is None:

@@ -37,7 +37,7 @@ def split_of(user: str) -> str:
 
 def iter_samples(root: str) -> Iterator[importers.RawSample]:
     """One sample per prompt whose audio exists, for every session under ``root``."""
-    for dirpath, _, filenames in sorted(os.walk(root)):
+    for dirpath, _, filenames in importers.walk(root):
         if "prompts-original" not in filenames or os.path.basename(dirpath) != "etc":
             continue
         session_dir = os.path.dirname(dirpath)

@@ -8,6 +8,7 @@ download test serves a file from a local HTTP server.
 
 from __future__ import annotations
 
+import collections
 import csv
 import functools
 import http.server
@@ -23,6 +24,7 @@ import pytest
 import soundfile as sf
 
 from util.importing import archives, conversion, importer_cli, importers, transcripts
+from util.importing.splits import SplitSpec, assign_splits
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALPHABET = os.path.join(REPO, "data", "alphabet.txt")
@@ -385,5 +387,241 @@ def test_download_resumes_partial_file_and_checks_sha256(tmp_path):
         with pytest.raises(archives.ArchiveError, match="sha256"):
             archives.download(bad, str(target))
         assert not (target / "other.tar.gz").exists()
+    finally:
+        server.shutdown()
+
+
+# -- reuse by source identity, never by name (issue 10, case 1) ----------------------
+
+
+def _frames(target, row) -> int:
+    return sf.info(str(target / row["wav_filename"])).frames
+
+
+def test_second_split_into_same_target_gets_its_own_audio(tmp_path, capsys):
+    """raw/train/a.wav and raw/dev/a.wav share a relative name, not their audio."""
+    raw = tmp_path / "raw"
+    write_audio(str(raw / "train" / "a.wav"), 1.0, 16000, seed=1)
+    write_text(str(raw / "train" / "a.txt"), "train words")
+    write_audio(str(raw / "dev" / "a.wav"), 1.5, 16000, seed=2)
+    write_text(str(raw / "dev" / "a.txt"), "dev words")
+    target = tmp_path / "corpus"
+    run_main("dir", [target, "--archive", raw / "train", "--split", "train"], capsys)
+    report = run_main(
+        "dir", [target, "--archive", raw / "dev", "--split", "dev"], capsys
+    )
+    assert "reused 0" in report
+    (train,) = read_csv(target / "train.csv")
+    (dev,) = read_csv(target / "dev.csv")
+    assert train["wav_filename"] != dev["wav_filename"]
+    assert _frames(target, train) == 16000  # still the train recording
+    assert _frames(target, dev) == 24000  # the dev recording, not train's
+    again = run_main(
+        "dir", [target, "--archive", raw / "dev", "--split", "dev"], capsys
+    )
+    assert "converted 0 files, reused 1" in again
+    assert read_csv(target / "dev.csv") == [dev]
+
+
+def test_changed_source_is_converted_again(tmp_path, capsys):
+    rec = tmp_path / "rec"
+    write_audio(str(rec / "a.wav"), 1.0, 16000)
+    write_text(str(rec / "a.txt"), "ab")
+    target = tmp_path / "out"
+    run_main("dir", [target, "--archive", rec], capsys)
+    write_audio(str(rec / "a.wav"), 2.0, 16000, seed=3)  # same name, new content
+    os.utime(rec / "a.wav", ns=(1, 10**18))  # a different mtime even on coarse clocks
+    report = run_main("dir", [target, "--archive", rec], capsys)
+    assert "converted 1 files, reused 0" in report
+    (row,) = read_csv(target / "train.csv")
+    assert _frames(target, row) == 32000
+
+
+def test_wav_of_unknown_origin_is_neither_reused_nor_overwritten(tmp_path, capsys):
+    rec = tmp_path / "rec"
+    write_audio(str(rec / "a.wav"), 1.0, 16000)
+    write_text(str(rec / "a.txt"), "ab")
+    target = tmp_path / "out"
+    stranger = target / "wav" / "a.wav"  # e.g. written by an older importer
+    write_audio(str(stranger), 3.0, 16000, seed=4)
+    before = stranger.read_bytes()
+    run_main("dir", [target, "--archive", rec], capsys)
+    (row,) = read_csv(target / "train.csv")
+    assert row["wav_filename"] != "wav/a.wav"
+    assert _frames(target, row) == 16000
+    assert stranger.read_bytes() == before
+
+
+# -- train/dev/test splits (issue 10, case 1) ----------------------------------------
+
+
+def corpus(n_speakers: int, per_speaker: int):
+    keys = [f"s{s}_u{u}" for s in range(n_speakers) for u in range(per_speaker)]
+    speakers = [k.split("_")[0] for k in keys]
+    return keys, speakers
+
+
+def test_by_speaker_keeps_every_speaker_in_one_split() -> None:
+    keys, speakers = corpus(10, 6)
+    spec = SplitSpec(dev_percent=10, test_percent=20, seed=7)
+    result = assign_splits(keys, spec, speakers)
+    splits_of_speaker = collections.defaultdict(set)
+    for key, speaker in zip(keys, speakers):
+        splits_of_speaker[speaker].add(result.split_of[key])
+    assert all(len(s) == 1 for s in splits_of_speaker.values())
+    counts = collections.Counter(result.split_of.values())
+    assert counts == {"train": 42, "dev": 6, "test": 12}  # whole speakers of 6
+    assert result.speakers["dev"] and result.speakers["test"]
+    # Deterministic, whatever the input order; another seed picks other speakers.
+    again = assign_splits(keys[::-1], spec, speakers[::-1])
+    assert again.split_of == result.split_of
+    other = assign_splits(keys, SplitSpec(10, 20, seed=8), speakers)
+    assert other.speakers != result.speakers
+
+
+def test_by_sample_shares_and_determinism() -> None:
+    keys = [f"u{i:03d}" for i in range(200)]
+    result = assign_splits(keys, SplitSpec(10, 5, seed=1))
+    assert collections.Counter(result.split_of.values()) == {
+        "train": 170,
+        "dev": 20,
+        "test": 10,
+    }
+    assert assign_splits(sorted(keys, reverse=True), SplitSpec(10, 5, 1)) == result
+
+
+def test_too_few_speakers_is_an_error() -> None:
+    keys, speakers = corpus(2, 3)
+    with pytest.raises(ValueError, match="2 speaker"):
+        assign_splits(keys, SplitSpec(20, 20), speakers)
+    assert assign_splits(keys, SplitSpec(0, 40), speakers).speakers["test"]
+
+
+@pytest.mark.parametrize("dev, test", [(-1, 10), (100, 0), (60, 40)])
+def test_bad_percentages(dev, test) -> None:
+    with pytest.raises(ValueError, match="percent"):
+        SplitSpec(dev, test)
+
+
+def speaker_folder(root, n_speakers=5, per_speaker=4):
+    for s in range(n_speakers):
+        for u in range(per_speaker):
+            stem = root / f"spk{s}" / f"utt{u}"
+            write_audio(f"{stem}.wav", 0.6, 16000, seed=s * 10 + u)
+            write_text(f"{stem}.txt", "ab")
+
+
+def speakers_in(csv_path):
+    return {
+        row["wav_filename"].split("/")[1].split("__")[0] for row in read_csv(csv_path)
+    }
+
+
+def test_import_dir_splits_by_folder_speaker(tmp_path, capsys) -> None:
+    rec = tmp_path / "rec"
+    speaker_folder(rec)
+    target = tmp_path / "out"
+    argv = [target, "--archive", rec, "--dev_percent", 20, "--test_percent", 20]
+    argv += ["--speaker_from", "parent", "--seed", 3, "--no-show_progressbar"]
+    assert load_bin("dir").main([str(a) for a in argv]) == 0
+    out = capsys.readouterr().out
+    assert "split by speaker (seed 3): train 12 samples (3 speakers)" in out
+    groups = [speakers_in(target / f"{s}.csv") for s in ("train", "dev", "test")]
+    assert [len(g) for g in groups] == [3, 1, 1]
+    assert set.union(*groups) == {f"spk{s}" for s in range(5)}
+
+
+def test_import_dir_speaker_from_regex_and_column(tmp_path, capsys) -> None:
+    rec = tmp_path / "rec"
+    speaker_folder(rec, n_speakers=3, per_speaker=2)
+    with open(rec / "list.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "transcript", "client_id"])
+        for s in range(3):
+            for u in range(2):
+                writer.writerow([f"spk{s}/utt{u}.wav", "ab", f"person{s}"])
+    dir_importer = load_bin("dir")
+    common = ["--dev_percent", "30", "--test_percent", "30", "--no-show_progressbar"]
+    regex = [str(tmp_path / "a"), "--archive", str(rec)] + common
+    assert dir_importer.main(regex + ["--speaker_from", r"regex:^spk(\d)/"]) == 0
+    column = [str(tmp_path / "b"), "--manifest", str(rec / "list.csv")] + common
+    assert dir_importer.main(column + ["--speaker_from", "column:client_id"]) == 0
+    for out in ("a", "b"):
+        groups = [speakers_in(tmp_path / out / f"{s}.csv") for s in ("train", "dev")]
+        assert not groups[0] & groups[1]
+    capsys.readouterr()
+    assert dir_importer.main(regex + ["--speaker_from", r"regex:^nomatch(\d)"]) == 1
+    assert "no speaker for" in capsys.readouterr().err
+    bad = [str(tmp_path / "c"), "--archive", str(rec), "--split", "dev"] + common
+    assert dir_importer.main(bad) == 1
+    assert not os.path.exists(tmp_path / "c" / "dev.csv")
+
+
+# -- unreadable folders and cut downloads (issue 11, case 8) --------------------------
+
+
+def test_unreadable_directory_is_an_error_not_a_gap(tmp_path, capsys, monkeypatch):
+    root = tmp_path / "LibriSpeech" / "dev-clean" / "84"
+    for chapter in ("121123", "121550"):
+        write_audio(str(root / chapter / f"84-{chapter}-0000.flac"), 1.0, fmt="FLAC")
+        write_text(
+            str(root / chapter / f"84-{chapter}.trans.txt"), f"84-{chapter}-0000 A B\n"
+        )
+    hidden = str(root / "121550")
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # root can read anything, so deny like chmod 000 would
+        if os.fspath(path) == hidden:
+            raise PermissionError(13, "Permission denied", hidden)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    target = tmp_path / "out"
+    argv = [target, "--archive", tmp_path / "LibriSpeech", "--no-show_progressbar"]
+    code = load_bin("librivox").main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert hidden in err and "Permission denied" in err and "chmod" in err
+    assert not (target / "librivox-dev-clean.csv").exists()
+
+
+class _CutHandler(http.server.BaseHTTPRequestHandler):
+    """Announces the whole file but closes the connection halfway, or answers 416."""
+
+    payload = b""
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        if self.headers.get("Range"):
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(self.payload)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.payload)))
+        self.end_headers()
+        self.wfile.write(self.payload[: len(self.payload) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+def test_download_cut_short_never_gets_the_final_name(tmp_path):
+    handler = type("Handler", (_CutHandler,), {"payload": os.urandom(200_000)})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/corpus.tar.gz"
+        spec = archives.ArchiveSpec("corpus.tar.gz", url)  # no checksum known
+        with pytest.raises(archives.ArchiveError, match="stopped at 100000 of 200000"):
+            archives.download(spec, str(tmp_path))
+        assert not (tmp_path / "corpus.tar.gz").exists()
+        assert (tmp_path / "corpus.tar.gz.part").stat().st_size == 100_000
+        # The resume gets 416 "bytes */200000": still short, still no final name.
+        with pytest.raises(archives.ArchiveError, match="stopped at 100000 of 200000"):
+            archives.download(spec, str(tmp_path))
+        assert not (tmp_path / "corpus.tar.gz").exists()
     finally:
         server.shutdown()

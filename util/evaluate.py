@@ -79,28 +79,42 @@ def predict(
     """Run the acoustic model over ``samples``, one batch at a time: the one loop.
 
     Yields the batch's Predictions (``--test_batch_size``, ``--reverse_test`` order;
-    each carries its Sample). The test pass and lm_optimizer.py both use it.
-    Progress is shown under ``label`` (a bar with ``--show_progressbar``).
+    each carries its Sample), leaving out samples whose audio does not decode (one
+    warning at the end names them; see util/feeding.py). The test pass and
+    lm_optimizer.py both use it. Progress is shown under ``label`` (a bar with
+    ``--show_progressbar``).
     """
     samples = list(samples)
     plan = batch_plan(
         samples, cfg.data.test_batch_size, 0, 0, False, cfg.data.reverse_test
     )
     progress = Progress(label, len(plan), cfg.train.show_progressbar)
+    undecodable: List[str] = []
     for n, batch in enumerate(make_dataset(samples, plan, cfg.features), 1):
         losses, probs = steps.eval_step(batch)
         losses, probs = losses.numpy(), probs.numpy()
         lengths = batch["features_len"].numpy()
+        index = batch["index"].numpy()
+        skipped = batch["skipped"].numpy()  # util.feeding warned: audio undecodable
+        undecodable += [samples[i].wav_filename for i in index[skipped]]
         yield [
             Prediction(
-                samples[index],
+                samples[i],
                 np.ascontiguousarray(probs[row, : int(lengths[row])]),
                 float(losses[row]),
             )
-            for row, index in enumerate(batch["index"].numpy())
+            for row, i in enumerate(index)
+            if not skipped[row]
         ]
         progress.update(n)
     progress.finish()
+    if undecodable:
+        logging.warning(
+            "%s: %d sample(s) skipped, audio does not decode: %s",
+            label,
+            len(undecodable),
+            ", ".join(undecodable),
+        )
 
 
 def test_set(

@@ -7,6 +7,16 @@ Contract (doc/ARCHITECTURE.rst, Contracts): every batch is a dict
 - ``labels``: int32 [B, L], alphabet indices, zero beyond each label length
 - ``labels_len``: int32 [B]
 - ``index``: int32 [B], position of each sample in the ``samples`` sequence given
+- ``skipped``: bool [B], true for a sample whose audio failed to decode (below)
+
+A sample whose audio passed the start-up header check (``util.samples``) but fails to
+decode here (a FLAC cut mid-stream, a float WAV holding NaN, a file deleted since) is
+*skipped*, never fatal: a warning names the file, its CSV row and the reason, and its
+row comes with ``skipped`` true and ``features_len == 0``, so it adds no loss and no
+gradient (``util.ctc.ctc_loss`` gives 0 to labels longer than their frames); consumers
+leave such rows out of their averages and reports. The batch plan
+is unchanged, so a resumed epoch lines up with the interrupted one and skips the same
+samples again instead of crashing on them.
 
 The batch order is decided up front, in Python, by ``batch_plan``: samples sorted by
 length and cut into batches, so each batch pads little; the first epoch keeps the
@@ -35,7 +45,7 @@ from absl import logging
 
 from ctcdecode.fileio import atomic_write
 from util import sample_collections
-from util.audio import read_audio
+from util.audio import AudioError, read_audio
 from util.config import FeatureConfig
 from util.features import compute_mfcc
 from util.progress import Progress
@@ -108,13 +118,16 @@ def make_dataset(
         _cached_loader(cache, cfg) if cache is not None else _audio_loader(samples, cfg)
     )
 
+    def blank() -> Tuple[tf.Tensor, tf.Tensor]:
+        # One zero frame, so a batch with no loaded row still has a time axis.
+        return tf.zeros([1, cfg.n_mfcc], tf.float32), tf.constant(0, tf.int32)
+
+    def load_or_blank(index: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        features, features_len = load(index)
+        return tf.cond(features_len > 0, lambda: (features, features_len), blank)
+
     def load_example(index: tf.Tensor, wanted: tf.Tensor) -> Dict[str, tf.Tensor]:
-        features, features_len = tf.cond(
-            wanted,
-            lambda: load(index),
-            # One zero frame, so a batch with no loaded row still has a time axis.
-            lambda: (tf.zeros([1, cfg.n_mfcc], tf.float32), tf.constant(0, tf.int32)),
-        )
+        features, features_len = tf.cond(wanted, lambda: load_or_blank(index), blank)
         start, end = offsets[index], offsets[index + 1]
         return {
             "features": features,
@@ -122,6 +135,9 @@ def make_dataset(
             "labels": labels[start:end],
             "labels_len": tf.cast(end - start, tf.int32),
             "index": index,
+            # A loaded sample without frames failed to decode: validated samples have
+            # at least one frame (util.samples checks CTC feasibility).
+            "skipped": tf.logical_and(wanted, tf.equal(features_len, 0)),
         }
 
     dataset = tf.data.Dataset.from_tensor_slices((order, wanted))
@@ -160,16 +176,14 @@ def _label_table(samples: Sequence[Sample]) -> Tuple[tf.Tensor, tf.Tensor]:
 
 def _audio_loader(samples: Sequence[Sample], cfg: FeatureConfig) -> Any:
     """index int32 scalar -> (features float32 [T, n_mfcc], features_len int32)."""
-    paths = [s.wav_filename for s in samples]
 
     def read(index: np.ndarray) -> np.ndarray:
-        path = paths[int(index)]
-        if file_of(path) != path:  # a TFRecord reference "<shard>#<offset>"
-            return read_record_audio(path, cfg.audio_sample_rate)
-        if sample_collections.split_ref(path):  # a 0.9 .sdb sample "<db>.sdb:<n>"
-            return sample_collections.read_sdb_audio(path, cfg.audio_sample_rate)
-        audio, _ = read_audio(path, cfg.audio_sample_rate)
-        return np.asarray(audio, dtype=np.float32)
+        sample = samples[int(index)]
+        try:
+            return _read_samples(sample.wav_filename, cfg.audio_sample_rate)
+        except AudioError as err:  # the content; an OSError (I/O trouble) stays fatal
+            _warn_undecodable(sample, err)
+            return np.zeros([0], np.float32)  # no frames: the row is skipped
 
     def load(index: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
         audio = tf.numpy_function(read, [index], tf.float32, stateful=False)
@@ -179,6 +193,29 @@ def _audio_loader(samples: Sequence[Sample], cfg: FeatureConfig) -> Any:
         return features, tf.cast(features_len, tf.int32)
 
     return load
+
+
+def _read_samples(path: str, sample_rate: int) -> np.ndarray:
+    """float32 [n] of a file, a TFRecord reference "<shard>#<offset>" or a
+    DeepSpeech 0.9 sample database reference "<db>.sdb:<index>"."""
+    if file_of(path) != path:
+        return read_record_audio(path, sample_rate)
+    if sample_collections.split_ref(path):
+        return sample_collections.read_sdb_audio(path, sample_rate)
+    audio, _ = read_audio(path, sample_rate)
+    return np.asarray(audio, dtype=np.float32)
+
+
+def _warn_undecodable(sample: Sample, err: Exception) -> None:
+    logging.warning(
+        "skipping sample %s (%s:%d): %s. It passed the header check but its audio "
+        "does not decode; it is left out of this pass. Re-encode or remove the file "
+        "and its CSV row.",
+        sample.wav_filename,
+        sample.csv,
+        sample.row,
+        err,
+    )
 
 
 def _cached_loader(cache: "FeatureCache", cfg: FeatureConfig) -> Any:

@@ -3,7 +3,8 @@
 This is the only module that declares flags. ``DeepSpeech.py`` parses them once and turns
 them into a frozen :class:`util.config.Config`; nothing else reads ``FLAGS``.
 Names and defaults follow DeepSpeech 0.9 unless a comment says why they differ.
-The ``sphinx-doc:`` markers let ``doc/FLAGS.rst`` include this file, so the docs cannot
+The ``sphinx-doc:`` markers group the flags into the tables of ``doc/FLAGS.rst``
+(rendered from these definitions by ``doc/_ext/flag_table.py``), so the docs cannot
 drift from the code.
 """
 
@@ -747,7 +748,7 @@ def _define_ds09_flags(flag_values: flags.FlagValues) -> None:
     F.DEFINE_integer(
         "n_trials",
         2400,
-        "lm_optimizer.py: number of (lm_alpha, lm_beta) trials",
+        "lm_optimizer.py: number of optuna trials (alpha/beta pairs tried); each costs one beam search over --test_files, and the printed seconds per trial tell the cost (DeepSpeech 0.9: 2400)",
         lower_bound=1,
         flag_values=flag_values,
     )

@@ -32,6 +32,7 @@ def batch_signature(n_input: int) -> Dict[str, tf.TensorSpec]:
         "labels": tf.TensorSpec([None, None], tf.int32),
         "labels_len": tf.TensorSpec([None], tf.int32),
         "index": tf.TensorSpec([None], tf.int32),
+        "skipped": tf.TensorSpec([None], tf.bool),
     }
 
 

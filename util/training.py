@@ -217,7 +217,12 @@ def _train_epoch(
             [cfg.train.random_seed, int(state.global_step.numpy())], tf.int32
         )
         losses, applied = session.steps.train_step(batch, seed)
-        tracker.add(losses.numpy(), batch["index"].numpy(), bool(applied.numpy()))
+        tracker.add(
+            losses.numpy(),
+            batch["index"].numpy(),
+            bool(applied.numpy()),
+            batch["skipped"].numpy(),
+        )
         state.step_in_epoch.assign(i + 1)
         state.global_step.assign_add(1)
         tracker.audio_s += float(durations[batch["index"].numpy()].sum())
@@ -231,7 +236,7 @@ def _train_epoch(
             last_save = time.monotonic()
     wall = progress.finish()
     logging.info(
-        "Epoch %d | train loss %.6f | %.1f audio-s in %.1f s (%.2f audio-s/s)%s",
+        "Epoch %d | train loss %.6f | %.1f audio-s in %.1f s (%.2f audio-s/s)%s%s",
         epoch,
         tracker.mean,
         tracker.audio_s,
@@ -242,6 +247,7 @@ def _train_epoch(
             if tracker.n_skipped
             else ""
         ),
+        tracker.undecodable_note(),
     )
     return tracker.mean
 
@@ -255,12 +261,34 @@ class _LossTracker:
         self.count = 0
         self.n_skipped = 0
         self.audio_s = 0.0
+        self.undecodable: List[str] = []  # files util.feeding skipped, in order
+
+    def undecodable_note(self) -> str:
+        """' | N samples skipped (audio does not decode): files', or ''."""
+        if not self.undecodable:
+            return ""
+        return (
+            f" | {len(self.undecodable)} sample(s) skipped, audio does not decode: "
+            + ", ".join(self.undecodable)
+        )
 
     @property
     def mean(self) -> float:
         return self.total / self.count if self.count else float("nan")
 
-    def add(self, losses: np.ndarray, index: np.ndarray, applied: bool) -> None:
+    def add(
+        self,
+        losses: np.ndarray,
+        index: np.ndarray,
+        applied: bool,
+        skipped: Optional[np.ndarray] = None,
+    ) -> None:
+        """``skipped``: bool [B], rows util.feeding could not decode (left out)."""
+        if skipped is not None and skipped.any():
+            self.undecodable.extend(
+                self.samples[i].wav_filename for i in index[skipped]
+            )
+            losses, index = losses[~skipped], index[~skipped]
         finite = np.isfinite(losses)
         self.total += float(losses[finite].sum())
         self.count += int(finite.sum())
@@ -285,7 +313,11 @@ def dev_loss_of(
     tracker = _LossTracker(samples)
     for batch in make_dataset(samples, plan, session.config.features):
         losses, _ = session.steps.eval_step(batch)
-        tracker.add(losses.numpy(), batch["index"].numpy(), True)
+        tracker.add(
+            losses.numpy(), batch["index"].numpy(), True, batch["skipped"].numpy()
+        )
+    if tracker.undecodable:
+        logging.warning("dev set %s%s", sample_set.name, tracker.undecodable_note())
     return tracker.mean, tracker.count
 
 

@@ -78,8 +78,10 @@ def verify(path: str, sha256: Optional[str]) -> None:
 def download(spec: ArchiveSpec, target_dir: str, show_progress: bool = False) -> str:
     """Fetch ``spec.url`` to ``target_dir/spec.filename``, resuming a ``.part`` file.
 
-    Returns the final path. Raises ArchiveError on a network error (the ``.part`` file
-    stays, so the next call resumes) or a checksum mismatch (the file is deleted).
+    Returns the final path. Raises ArchiveError on a network error or a download cut
+    short of the size the server announced (the ``.part`` file stays, so the next call
+    resumes), or a checksum mismatch (the file is deleted). Only a file whose size
+    (and checksum, when known) is right gets the final name.
     """
     if spec.url is None:
         raise ArchiveError(
@@ -91,6 +93,8 @@ def download(spec: ArchiveSpec, target_dir: str, show_progress: bool = False) ->
     part = final + ".part"
     try:
         _fetch_into(spec.url, part, show_progress)
+    except ArchiveError:
+        raise
     except (urllib.error.URLError, OSError) as err:
         raise ArchiveError(
             f"could not download {spec.url} ({err}); re-run to resume, or download "
@@ -115,7 +119,8 @@ def _fetch_into(url: str, part: str, show_progress: bool) -> None:
     try:
         response = urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S)
     except urllib.error.HTTPError as err:
-        if err.code == 416 and have:  # nothing left past our bytes: already complete
+        if err.code == 416 and have:  # nothing past our bytes: complete, or too long
+            _check_size(url, have, _range_total(err.headers.get("Content-Range")))
             return
         raise
     with response:
@@ -134,6 +139,36 @@ def _fetch_into(url: str, part: str, show_progress: bool) -> None:
                 have += len(block)
                 progress.update(have)
         progress.finish()
+    _check_size(url, have, total)
+
+
+def _range_total(content_range: Optional[str]) -> Optional[int]:
+    """The total of a ``Content-Range: bytes */TOTAL`` (416) header, if given."""
+    if content_range and "/" in content_range:
+        total = content_range.rsplit("/", 1)[1].strip()
+        if total.isdigit():
+            return int(total)
+    return None
+
+
+def _check_size(url: str, have: int, total: Optional[int]) -> None:
+    """Raise when the server announced ``total`` bytes and ``have`` differs.
+
+    http.client does not notice a connection the server closes early: ``read``
+    just returns b"" and a truncated archive looked complete (issue 11, case 8).
+    """
+    if total is None:
+        logging.warning("%s: the server gave no size; the download is unchecked", url)
+    elif have < total:
+        raise ArchiveError(
+            f"download of {url} stopped at {have} of {total} bytes (the server closed "
+            "the connection); re-run to resume it"
+        )
+    elif have > total:
+        raise ArchiveError(
+            f"download of {url} has {have} bytes, the server says {total}; delete the "
+            ".part file and run again"
+        )
 
 
 def _stamp(archive: str, dest_dir: str) -> str:

@@ -1,18 +1,23 @@
 """Audio conversion for importers: sources -> 16 kHz mono 16-bit WAVs, in parallel.
 
-Each source file is decoded once for all its segments; an existing output with the right
-format is reused; every file is written under a temporary name and renamed into place,
-so an interrupted run never leaves a half file that a later run trusts.
+Each source file is decoded once for all its segments; every file is written under a
+temporary name and renamed into place, so an interrupted run never leaves a half file
+that a later run trusts. An existing output is reused only when :class:`SourceIndex`
+says it was made from the same source: same absolute path, size and modification time,
+same cut and rate. A name is never the reuse key: two corpora (or a train and a dev
+folder) with the same relative layout used to share each other's WAVs.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import multiprocessing
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import soundfile as sf
@@ -31,6 +36,7 @@ from util.samples import (
 )
 
 TOO_LONG = "longer than --max_duration"
+SOURCES_FILE = ".sources.jsonl"  # in the WAV directory; see SourceIndex
 # (dst, start_s, end_s): one output file cut from a source file; end_s None = to the end
 Segment = Tuple[str, float, Optional[float]]
 Converter = Callable[[str, Sequence[Segment], int], List[int]]
@@ -91,14 +97,115 @@ def _wav_frames(path: str, sample_rate: int) -> Optional[int]:
     return int(info.frames) if ok else None
 
 
+# -- where each output came from ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceKey:
+    """What an output WAV holds: the source (identity, content), the cut, the rate."""
+
+    src: str  # absolute, normalised path
+    size: int  # bytes
+    mtime_ns: int
+    start_s: float
+    end_s: Optional[float]
+    rate: int  # Hz
+
+    @property
+    def claim(self) -> Tuple[str, float, Optional[float]]:
+        """The part that names a sample: which file and which cut (not the content)."""
+        return (self.src, self.start_s, self.end_s)
+
+
+def source_key(
+    src: str, start_s: float, end_s: Optional[float], rate: int
+) -> SourceKey:
+    """The key of a cut of ``src`` as it is on disk now (size, mtime 0 when missing)."""
+    path = os.path.normpath(os.path.abspath(src))
+    try:
+        stat = os.stat(path)
+        size, mtime_ns = stat.st_size, stat.st_mtime_ns
+    except OSError:
+        size, mtime_ns = -1, 0
+    return SourceKey(path, size, mtime_ns, float(start_s), end_s, rate)
+
+
+class SourceIndex:
+    """Which source every WAV in one output directory was converted from.
+
+    Stored as JSON lines in ``<wav dir>/.sources.jsonl``, one appended (and flushed)
+    when a conversion finishes, so an interrupted import keeps what it finished; the
+    last line for a file wins and a torn last line is ignored. A WAV that the index
+    does not know (an older import, or one killed between rename and record) is
+    never trusted and never overwritten: a new sample gets another name.
+    """
+
+    def __init__(self, wav_dir: str) -> None:
+        self.wav_dir = wav_dir
+        self.path = os.path.join(wav_dir, SOURCES_FILE)
+        self._keys: Dict[str, SourceKey] = {}
+        if os.path.isfile(self.path):
+            with open(self.path, encoding="utf-8") as f:
+                for line in f:
+                    self._load_line(line)
+
+    def _load_line(self, line: str) -> None:
+        try:
+            record = json.loads(line)
+            name = record.pop("dst")
+            self._keys[name] = SourceKey(**record)
+        except (ValueError, TypeError, KeyError):
+            return  # a torn or foreign line: that WAV is simply not trusted
+
+    def key_of(self, dst: str) -> Optional[SourceKey]:
+        return self._keys.get(os.path.basename(dst))
+
+    def free_for(self, dst: str, key: SourceKey) -> bool:
+        """May ``dst`` hold ``key``'s cut? Yes if it holds it already or is unused."""
+        known = self.key_of(dst)
+        if known is not None:
+            return known.claim == key.claim
+        return not os.path.exists(dst)
+
+    def record(self, dst: str, key: SourceKey) -> None:
+        name = os.path.basename(dst)
+        self._keys[name] = key
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"dst": name, **asdict(key)}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def unique_dst(
+    dst: str, key: SourceKey, index: SourceIndex, taken: Dict[str, Any]
+) -> str:
+    """``dst``, or ``<stem>-<hash of the source and cut>.wav`` when another source has
+    it (in this run: ``taken`` maps names to claims; or in ``index``). Raises
+    ValueError if even that name is taken (a hash collision)."""
+    candidates = [dst]
+    digest = hashlib.sha256(repr(key.claim).encode()).hexdigest()[:10]
+    candidates.append(f"{os.path.splitext(dst)[0]}-{digest}.wav")
+    for name in candidates:
+        claim = taken.get(name)
+        if (claim is None or claim == key.claim) and index.free_for(name, key):
+            return name
+    raise ValueError(
+        f"{dst}: no free output name for {key.src}; use a new target directory"
+    )
+
+
 @dataclass(frozen=True)
 class Target:
-    """One output WAV: where it goes, the cut, and the frames its transcript needs."""
+    """One output WAV: where it goes, the cut, and the frames its transcript needs.
+
+    ``reusable``: an existing ``dst`` holds exactly this source (``SourceIndex``).
+    """
 
     dst: str
     start_s: float
     end_s: Optional[float]
     min_frames: int
+    reusable: bool = False
 
 
 @dataclass(frozen=True)
@@ -149,7 +256,7 @@ def _run_job(job: Job, convert: Converter) -> List[Outcome]:
     rate = job.features.audio_sample_rate
     outcomes, todo = [], []
     for target in job.targets:
-        n = _wav_frames(target.dst, rate)
+        n = _wav_frames(target.dst, rate) if target.reusable else None
         if n is not None:
             outcomes.append(Outcome(target.dst, n, _problem(n, target, job), False))
             continue
@@ -175,28 +282,38 @@ def _run_job(job: Job, convert: Converter) -> List[Outcome]:
 
 
 def convert_all(
-    jobs: Sequence[Job], workers: int, show_progressbar: bool, convert: Converter
+    jobs: Sequence[Job],
+    workers: int,
+    show_progressbar: bool,
+    convert: Converter,
+    on_converted: Callable[[Outcome], None] = lambda outcome: None,
 ) -> Dict[str, Outcome]:
-    """Run the jobs in ``workers`` processes (inline for 1); outcome per output WAV."""
+    """Run the jobs in ``workers`` processes (inline for 1); outcome per output WAV.
+
+    ``on_converted`` sees each newly written WAV as soon as its job is back (the
+    importer records its source there, so an interrupted run keeps finished work).
+    """
     run = functools.partial(_run_job, convert=convert)
     rate = jobs[0].features.audio_sample_rate if jobs else 1
     progress = Progress("Converting", len(jobs), show_progressbar)
     outcomes: Dict[str, Outcome] = {}
+    collect = functools.partial(
+        _collect,
+        outcomes=outcomes,
+        progress=progress,
+        sample_rate=rate,
+        on_converted=on_converted,
+    )
     if workers <= 1 or len(jobs) <= 1:
         results: Iterable[List[Outcome]] = map(run, jobs)
-        _collect(results, outcomes, progress, rate)
+        collect(results)
     else:
         # fork: workers inherit the imports; they never touch TensorFlow.
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         chunk = max(1, min(32, len(jobs) // (workers * 8)))
         with context.Pool(workers) as pool:
-            _collect(
-                pool.imap_unordered(run, jobs, chunksize=chunk),
-                outcomes,
-                progress,
-                rate,
-            )
+            collect(pool.imap_unordered(run, jobs, chunksize=chunk))
     progress.finish()
     return outcomes
 
@@ -206,12 +323,15 @@ def _collect(
     outcomes: Dict[str, Outcome],
     progress: Any,
     sample_rate: int,
+    on_converted: Callable[[Outcome], None],
 ) -> None:
     """Gather outcomes; the bar's speed is audio seconds written per wall second."""
     n_written = 0  # samples
     for k, job_outcomes in enumerate(results, 1):
         for outcome in job_outcomes:
             outcomes[outcome.dst] = outcome
-            n_written += outcome.n_samples if outcome.converted else 0
+            if outcome.converted:
+                n_written += outcome.n_samples
+                on_converted(outcome)
         elapsed = max(time.perf_counter() - progress.start, 1e-6)
         progress.update(k, speed=n_written / sample_rate / elapsed)

@@ -129,12 +129,15 @@ def main(
     specs: Sequence[archives.ArchiveSpec] = (),
     add_arguments: Optional[Callable[[argparse.ArgumentParser], None]] = None,
     setup: Optional[Setup] = None,
+    notes: Sequence[str] = (),
     **overrides: Any,
 ) -> int:
     """Parse the shared options (plus ``add_arguments``'), run, print; exit code.
 
     ``setup(args)`` (optional) returns the ``(iter_samples, specs)`` to use for these
-    arguments (a corpus option picks splits or a release) and may fill in ``args``.
+    arguments (a corpus option picks splits or a release) and may fill in ``args``;
+    a ValueError from it is printed as an error (exit code 1). ``notes``: a list the
+    sample source fills while it runs (e.g. a split summary); shown before the report.
     ``overrides`` replace ImportOptions fields. The report goes to stdout, an error
     to stderr (exit code 1).
     """
@@ -143,7 +146,13 @@ def main(
         add_arguments(parser)
     args = parser.parse_args(argv)
     if setup is not None:
-        iter_samples, specs = setup(args)
+        try:
+            iter_samples, specs = setup(args)
+        except ValueError as err:  # a bad option combination: say so, write nothing
+            print(f"error: {err}", file=sys.stderr)
+            return 1
     code, message = run_cli(iter_samples, args, specs, **overrides)
+    if code == 0 and notes:  # lines the sample source wrote while it ran
+        message = "\n".join([*notes, message])
     print(message, file=sys.stderr if code else sys.stdout)
     return code

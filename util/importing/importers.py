@@ -44,9 +44,13 @@ from util.importing.conversion import (
     Converter,
     Job,
     Outcome,
+    SourceIndex,
+    SourceKey,
     Target,
     convert_all,
     convert_to_wav,
+    source_key,
+    unique_dst,
 )
 from util.samples import (
     CSV_COLUMNS,
@@ -211,7 +215,11 @@ def run_importer(
     report = ImportReport()
     rows: List[Tuple[RawSample, str, str]] = []  # (raw, clean text, dst)
     targets: Dict[str, Dict[str, Target]] = collections.defaultdict(dict)
+    index = SourceIndex(os.path.join(options.target_dir, options.wav_subdir))
+    keys: Dict[str, SourceKey] = {}  # dst -> the source cut it gets in this run
+    taken: Dict[str, Tuple] = {}  # dst -> claim, for unique_dst
     seen = set()
+    rate = options.features.audio_sample_rate
     for root in prepare_sources(options, specs):
         for raw in iter_samples(root):
             text, reason = clean_transcript(
@@ -223,23 +231,54 @@ def run_importer(
                 report.skip(reason, raw.sample_id)
                 continue
             seen.add((raw.split, raw.sample_id))
-            dst = _wav_path(options, raw.sample_id)
+            key = source_key(raw.audio_path, raw.start_s, raw.end_s, rate)
+            dst = unique_dst(_wav_path(options, raw.sample_id), key, index, taken)
+            taken[dst], keys[dst] = key.claim, key
             needed = required_frames(text, alphabet)
             old = targets[raw.audio_path].get(dst)
             if old is None or old.min_frames < needed:
+                reusable = index.key_of(dst) == key
                 targets[raw.audio_path][dst] = Target(
-                    dst, raw.start_s, raw.end_s, needed
+                    dst, raw.start_s, raw.end_s, needed, reusable
                 )
             rows.append((raw, text, dst))
-    max_samples = int(options.max_duration * options.features.audio_sample_rate)
+    max_samples = int(options.max_duration * rate)
     jobs = [
         Job(src, tuple(by_dst.values()), options.features, max_samples)
         for src, by_dst in targets.items()
     ]
-    outcomes = convert_all(jobs, options.workers, options.show_progressbar, convert)
+    outcomes = convert_all(
+        jobs,
+        options.workers,
+        options.show_progressbar,
+        convert,
+        on_converted=lambda outcome: index.record(outcome.dst, keys[outcome.dst]),
+    )
     _write_csvs(rows, outcomes, alphabet, options, report)
     logging.info("import report:\n%s", report.format())
     return report
+
+
+def walk(root: str) -> List[Tuple[str, List[str], List[str]]]:
+    """``sorted(os.walk(root))``, but an unreadable directory is an error, not a gap.
+
+    ``os.walk`` skips what it cannot list, so a corpus with one unreadable folder was
+    imported without its samples and exit status 0 (issue 11, case 8).
+
+    Raises:
+        ImporterError: naming every directory that could not be read, and the fix.
+    """
+    errors: List[OSError] = []
+    found = sorted(os.walk(root, onerror=errors.append))
+    if errors:
+        listed = "; ".join(f"{e.filename} ({e.strerror or e})" for e in errors[:10])
+        more = f" and {len(errors) - 10} more" if len(errors) > 10 else ""
+        raise ImporterError(
+            f"cannot read {len(errors)} director{'y' if len(errors) == 1 else 'ies'} "
+            f"under {root}: {listed}{more}; their samples would be missing. Fix the "
+            f"permissions (e.g. chmod -R u+rX {root}) and run again"
+        )
+    return found
 
 
 def _wav_path(options: ImportOptions, sample_id: str) -> str:
