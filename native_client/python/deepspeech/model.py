@@ -34,6 +34,12 @@ from .errors import DeepSpeechError
 from .metadata import CandidateTranscript, Metadata
 
 STREAM_STEPS = 16  # output frames per ``stream`` call (DeepSpeech's n_steps default)
+# Output frames per ``stream`` call when a unidirectional model transcribes a whole
+# file (Model.probabilities). The exported LSTM loop costs O(m^2) in the frames m of
+# one call (TFLite lowers its TensorArray to a slice + concatenation per step), so
+# the whole-file signature is quadratic in the audio length; fixed-size chunks with
+# carried state are linear. 64 is the fastest size measured (bench/README.md).
+WHOLE_FILE_STEPS = 64
 
 
 class Model:
@@ -170,11 +176,32 @@ class Model:
         return self._metadata(self.probabilities(audio_buffer), num_results)
 
     def probabilities(self, audio_buffer: np.ndarray) -> np.ndarray:
-        """Model output for int16 audio [n]: float32 [T, n_classes] (no decoding)."""
+        """Model output for int16 audio [n]: float32 [T, n_classes] (no decoding).
+
+        A unidirectional model runs as a stream internally (:data:`WHOLE_FILE_STEPS`
+        frames per call, state carried, zero look-ahead at both ends as the
+        whole-file signature pads), so time and memory grow linearly with the audio.
+        """
         audio = check_audio(audio_buffer)
         if len(audio) < self._win_len:
             return np.zeros((0, self._alphabet.n_classes), np.float32)
+        if self.streams_natively:
+            return self._streamed_probs(self._features(audio)[0])
         return self._tflite.run("probabilities", samples=audio)["probs"]
+
+    def _streamed_probs(self, features: np.ndarray) -> np.ndarray:
+        """probs [T, C] of features [T, n_mfcc] of a whole utterance, chunk by chunk."""
+        n_context = int(self._tflite.metadata["model"]["n_context"])
+        n_hidden = int(self._tflite.metadata["model"]["n_hidden"])
+        pad = np.zeros((n_context, features.shape[1]), np.float32)
+        frames = np.concatenate([pad, features, pad])
+        probs = np.empty((len(features), self._alphabet.n_classes), np.float32)
+        state = (np.zeros(n_hidden, np.float32),) * 2
+        for start in range(0, len(features), WHOLE_FILE_STEPS):
+            window = frames[start : start + WHOLE_FILE_STEPS + 2 * n_context]
+            chunk, state = self._stream_step(window, state)
+            probs[start : start + len(chunk)] = chunk
+        return probs
 
     def createStream(self) -> "Stream":
         return Stream(self)
