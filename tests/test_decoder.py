@@ -384,3 +384,31 @@ def test_streaming_decoder_empty_stream(alphabet, scorer):
         )
     with pytest.raises(ValueError, match="commit_interval"):
         StreamingDecoder(alphabet, commit_interval=0)
+
+
+@pytest.mark.parametrize(
+    "spoken", ["xqz she had", "she xqz had", "she had xqz", "she  had", " she had "]
+)
+def test_lexicon_search_leaves_no_stray_spaces(alphabet, scorer, spoken):
+    """Issue 10 case 3: words the vocabulary cannot spell left their spaces behind
+    (' is five degrees outside'); silence is not a token."""
+    probs = emissions(spoken, alphabet)
+    whole = ctc_beam_search_decoder(probs, alphabet, 64, scorer=scorer, num_results=3)
+    assert whole[0].text.startswith("she had")
+    for result in whole:
+        assert result.text == " ".join(result.text.split()), result.text
+        assert len(result.tokens) == len(result.timesteps) == len(result.text)
+    for chunk in (1, 4, 1000):
+        decoder = StreamingDecoder(
+            alphabet, BeamOptions(64, num_results=3), scorer, commit_interval=2
+        )
+        partial = []
+        streamed = _stream(
+            probs, chunk, decoder, lambda d: partial.append(d.intermediate()[0].text)
+        )
+        # texts and scores; alignments may differ between equally scored paths
+        assert [(r.text, r.confidence) for r in streamed] == [
+            (r.text, r.confidence) for r in whole
+        ], chunk
+        assert _key(streamed[:1]) == _key(whole[:1])
+        assert all(text == " ".join(text.split()) for text in partial), partial
