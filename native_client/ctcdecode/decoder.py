@@ -30,6 +30,13 @@ and never hold two in a row (:func:`drop_silence`; issue 10 case 3 was
 ``' is five degrees outside'``). Without a scorer every space is the model's own label
 and is kept, as the greedy decoder keeps it.
 
+Memory. flashlight keeps every frame's hypotheses until the search ends, which grows
+with the utterance (5 GB for 10 minutes at beam 50). Utterances longer than
+:data:`BOUNDED_FROM_FRAMES` are fed to the incremental decoder of streaming.py
+instead, which frees the frames all hypotheses agree on: memory stays bounded. Its
+result is the whole search's unless hypotheses disagree for more than
+``streaming.DEFAULT_MAX_LAG`` frames (then the best prefix is kept; see there).
+
 Contracts: ``probs`` is float32 ``[T, n_classes]`` softmax output with the CTC blank
 last (``n_classes == alphabet.size() + 1``); ``tokens`` are label ids (no blanks),
 ``timesteps[i]`` is the first frame (``0 <= t < length``) of ``tokens[i]``.
@@ -43,7 +50,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from absl import logging
@@ -58,6 +65,10 @@ from .scorer_package import ScorerError
 # (flashlight's beam_threshold). DeepSpeech had no such cut; 50 nats is e^-50 of the
 # best, far below anything the beam keeps, and makes wide beams several times faster.
 DEFAULT_BEAM_THRESHOLD = 50.0
+# Utterances longer than this (frames; 10 s at 20 ms) are searched with bounded
+# history (module docstring, Memory). It equals streaming.DEFAULT_MAX_LAG: up to
+# there the bounded search cannot force a commit, so shorter results are the same.
+BOUNDED_FROM_FRAMES = 500
 _PRUNED_LOGP = -1e30  # log prob given to labels removed by cutoff_prob / zero probs
 
 
@@ -121,6 +132,21 @@ class BeamOptions:
             raise ValueError(f"cutoff_prob must be in (0, 1], got {self.cutoff_prob}")
 
 
+# The bounded-history search of long utterances: (search, probs [T, C]) -> results.
+# streaming.py, a layer above this module, registers it when it is imported (the
+# package's __init__ imports it, so it is there whenever ctcdecode is used).
+_bounded_search: Optional[Callable[["BeamSearch", np.ndarray], List[DecodeResult]]]
+_bounded_search = None
+
+
+def register_bounded_search(
+    search: Callable[["BeamSearch", np.ndarray], List[DecodeResult]],
+) -> None:
+    """Set how :meth:`BeamSearch.decode` searches utterances over the bound."""
+    global _bounded_search
+    _bounded_search = search
+
+
 class BeamSearch:
     """One decoder configuration; builds its flashlight decoder on first use."""
 
@@ -150,6 +176,8 @@ class BeamSearch:
     ) -> List[DecodeResult]:
         """Best ``num_results`` hypotheses. probs : float32 [T, n_classes]."""
         n_frames = check_probs(probs, self.alphabet, length)
+        if n_frames > BOUNDED_FROM_FRAMES and _bounded_search is not None:
+            return _bounded_search(self, probs[:n_frames])
         if self._decoder is None:
             self._decoder = self.build()
         emissions = log_emissions(
