@@ -23,6 +23,7 @@ call and, for a stream, once at ``createStream`` (as DeepSpeech's native client 
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -48,14 +49,22 @@ class Model:
     Args:
         model_path: a ``.tflite`` file written by ``DeepSpeech.py --export_tflite``.
         num_threads: TFLite threads per inference call (None: the runtime's default).
+        max_interpreters: most TFLite interpreters kept for threads that run at the
+            same time (each holds its own copy of the repacked weights and working
+            memory); further threads wait for a free one. None: one per CPU core.
 
     Raises:
         DeepSpeechError: DS_ERR_NO_MODEL, DS_ERR_FAIL_INTERPRETER,
             DS_ERR_MODEL_INCOMPATIBLE or DS_ERR_INVALID_ALPHABET.
     """
 
-    def __init__(self, model_path: str, num_threads: Optional[int] = None) -> None:
-        self._tflite = TFLiteModel(model_path, num_threads)
+    def __init__(
+        self,
+        model_path: str,
+        num_threads: Optional[int] = None,
+        max_interpreters: Optional[int] = None,
+    ) -> None:
+        self._tflite = TFLiteModel(model_path, num_threads, max_interpreters)
         meta = self._tflite.metadata
         try:
             self._alphabet = _decoding.Alphabet.from_symbols(meta["alphabet"])
@@ -133,6 +142,11 @@ class Model:
 
     def setScorerAlphaBeta(self, alpha: float, beta: float) -> int:
         """LM weight alpha and word bonus beta (nats); needs an enabled scorer."""
+        if not (math.isfinite(alpha) and math.isfinite(beta)):
+            raise DeepSpeechError(
+                "DS_ERR_INVALID_SCORER",
+                f"alpha and beta must be finite numbers, got {alpha!r} and {beta!r}",
+            )
         with self._lock:
             if self._scorer is None:
                 raise DeepSpeechError("DS_ERR_SCORER_NOT_ENABLED", "no scorer enabled")
@@ -207,7 +221,11 @@ class Model:
         return Stream(self)
 
     def freeModel(self) -> None:
-        """Kept for DeepSpeech 0.9 code; the model is freed with the object."""
+        """Release the idle TFLite interpreters now (DeepSpeech 0.9's name).
+
+        The model stays usable: a later call creates an interpreter again.
+        """
+        self._tflite.release_idle()
 
     # --- shared by Stream and the CLI -------------------------------------------
     def _settings(self) -> _decoding.DecoderSettings:
