@@ -168,14 +168,16 @@ def test_stream_work_per_chunk_does_not_grow(random_models, alphabet):
     assert stream.finishStream() is not None
 
 
-def test_whole_file_unidirectional_runs_in_bounded_chunks(random_models):
+@pytest.mark.parametrize("kind", ["uni", "bi"])
+def test_whole_file_runs_in_bounded_chunks(random_models, kind):
     """Issue 10 case 2: whole-file inference must be linear in the audio length.
 
-    The exported time loop costs O(m^2) in the frames m of one call, so a
-    unidirectional model must never run the whole-file signature: every call sees a
-    bounded number of frames, and the result is the whole-file signature's.
+    The exported time loop costs O(m^2) in the frames m of one call, so the client
+    must never run the whole-file signature: every call sees a bounded number of
+    frames (uni: ``stream``; bi: ``chunk_backward`` then ``chunk_forward``), and the
+    result is the whole-file signature's.
     """
-    model = deepspeech.Model(random_models["uni"][2])
+    model = deepspeech.Model(random_models[kind][2])
     rng = np.random.default_rng(1)
     audio = (rng.standard_normal(16000 * 30) * 3000).astype(np.int16)
     whole = model._tflite.run("probabilities", samples=audio)["probs"]
@@ -183,16 +185,18 @@ def test_whole_file_unidirectional_runs_in_bounded_chunks(random_models):
     run = model._tflite.run
 
     def counting_run(key, **inputs):
-        calls.append((key, len(next(iter(inputs.values())))))
+        calls.append((key, len(inputs.get("features", inputs.get("samples")))))
         return run(key, **inputs)
 
     model._tflite.run = counting_run
     probs = model.probabilities(audio)
     np.testing.assert_allclose(probs, whole, atol=1e-5)
-    assert "probabilities" not in [k for k, _ in calls]
+    keys = {"uni": ["stream"], "bi": ["chunk_backward", "chunk_forward"]}[kind]
+    assert sorted({k for k, _ in calls}) == sorted(["features", *keys])
     window = deepspeech.model.WHOLE_FILE_STEPS + 2 * 9
-    assert max(n for k, n in calls if k == "stream") <= window
-    assert len(calls) <= 1 + len(whole) // deepspeech.model.WHOLE_FILE_STEPS + 1
+    assert max(n for k, n in calls if k != "features") <= window
+    n_chunks = -(-len(whole) // deepspeech.model.WHOLE_FILE_STEPS)
+    assert len(calls) == 1 + n_chunks * len(keys)
 
 
 def test_stream_lags_n_context_frames_until_flushed(random_models, pcm):

@@ -40,7 +40,7 @@ STREAM_STEPS = 16  # output frames per ``stream`` call (DeepSpeech's n_steps def
 # one call (TFLite lowers its TensorArray to a slice + concatenation per step), so
 # the whole-file signature is quadratic in the audio length; fixed-size chunks with
 # carried state are linear. 64 is the fastest size measured (bench/README.md).
-WHOLE_FILE_STEPS = 64
+WHOLE_FILE_STEPS = 64  # (a bidirectional model: util/export.py chunk_* signatures)
 
 
 class Model:
@@ -201,20 +201,65 @@ class Model:
             return np.zeros((0, self._alphabet.n_classes), np.float32)
         if self.streams_natively:
             return self._streamed_probs(self._features(audio)[0])
+        if self._tflite.has_chunks:
+            return self._chunked_bidirectional_probs(self._features(audio)[0])
+        # an export older than the chunk signatures: cost grows as T^2
         return self._tflite.run("probabilities", samples=audio)["probs"]
+
+    def _chunk_windows(self, features: np.ndarray) -> List[Tuple[int, np.ndarray]]:
+        """(first frame, feature window) of each WHOLE_FILE_STEPS-frame chunk.
+
+        Windows reach ``n_context`` frames beyond the chunk on both sides; zero frames
+        stand in beyond the ends, as the whole-file signature's padding.
+        """
+        n_context = int(self._tflite.metadata["model"]["n_context"])
+        pad = np.zeros((n_context, features.shape[1]), np.float32)
+        frames = np.concatenate([pad, features, pad])
+        return [
+            (start, frames[start : start + WHOLE_FILE_STEPS + 2 * n_context])
+            for start in range(0, len(features), WHOLE_FILE_STEPS)
+        ]
+
+    def _zero_state(self) -> Tuple[np.ndarray, np.ndarray]:
+        n_hidden = int(self._tflite.metadata["model"]["n_hidden"])
+        return (np.zeros(n_hidden, np.float32),) * 2
 
     def _streamed_probs(self, features: np.ndarray) -> np.ndarray:
         """probs [T, C] of features [T, n_mfcc] of a whole utterance, chunk by chunk."""
-        n_context = int(self._tflite.metadata["model"]["n_context"])
-        n_hidden = int(self._tflite.metadata["model"]["n_hidden"])
-        pad = np.zeros((n_context, features.shape[1]), np.float32)
-        frames = np.concatenate([pad, features, pad])
         probs = np.empty((len(features), self._alphabet.n_classes), np.float32)
-        state = (np.zeros(n_hidden, np.float32),) * 2
-        for start in range(0, len(features), WHOLE_FILE_STEPS):
-            window = frames[start : start + WHOLE_FILE_STEPS + 2 * n_context]
+        state = self._zero_state()
+        for start, window in self._chunk_windows(features):
             chunk, state = self._stream_step(window, state)
             probs[start : start + len(chunk)] = chunk
+        return probs
+
+    def _chunked_bidirectional_probs(self, features: np.ndarray) -> np.ndarray:
+        """As :meth:`_streamed_probs` for a bidirectional model: two passes.
+
+        The backward LSTM runs over the chunks from last to first, keeping its
+        outputs (float32 [T, n_hidden]: memory linear in T); then the forward LSTM
+        and layers 5-6 run first to last (util/export.py ``chunk_*`` signatures).
+        """
+        windows = self._chunk_windows(features)
+        n_hidden = int(self._tflite.metadata["model"]["n_hidden"])
+        hs_bw = np.empty((len(features), n_hidden), np.float32)
+        h, c = self._zero_state()
+        for start, window in reversed(windows):
+            out = self._tflite.run(
+                "chunk_backward", features=window, state_h=h, state_c=c
+            )
+            hs_bw[start : start + len(out["hs"])] = out["hs"]
+            h, c = out["state_h"], out["state_c"]
+        probs = np.empty((len(features), self._alphabet.n_classes), np.float32)
+        h, c = self._zero_state()
+        for start, window in windows:
+            n = min(WHOLE_FILE_STEPS, len(features) - start)
+            out = self._tflite.run(
+                "chunk_forward", features=window, hs_bw=hs_bw[start : start + n],
+                state_h=h, state_c=c,
+            )  # fmt: skip
+            probs[start : start + n] = out["probs"]
+            h, c = out["state_h"], out["state_c"]
         return probs
 
     def createStream(self) -> "Stream":
