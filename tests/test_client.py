@@ -169,7 +169,7 @@ def test_stream_work_per_chunk_does_not_grow(random_models, alphabet):
 
 
 @pytest.mark.parametrize("kind", ["uni", "bi"])
-def test_whole_file_runs_in_bounded_chunks(random_models, kind):
+def test_whole_file_runs_in_bounded_chunks(random_models, kind, monkeypatch):
     """Issue 10 case 2: whole-file inference must be linear in the audio length.
 
     The exported time loop costs O(m^2) in the frames m of one call, so the client
@@ -189,14 +189,16 @@ def test_whole_file_runs_in_bounded_chunks(random_models, kind):
         return run(key, **inputs)
 
     model._tflite.run = counting_run
+    monkeypatch.setattr(deepspeech.model, "FEATURE_CHUNK_FRAMES", 500)
     probs = model.probabilities(audio)
     np.testing.assert_allclose(probs, whole, atol=1e-5)
     keys = {"uni": ["stream"], "bi": ["chunk_backward", "chunk_forward"]}[kind]
     assert sorted({k for k, _ in calls}) == sorted(["features", *keys])
     window = deepspeech.model.WHOLE_FILE_STEPS + 2 * 9
     assert max(n for k, n in calls if k != "features") <= window
+    assert max(n for k, n in calls if k == "features") <= 499 * 320 + 512
     n_chunks = -(-len(whole) // deepspeech.model.WHOLE_FILE_STEPS)
-    assert len(calls) == 1 + n_chunks * len(keys)
+    assert len(calls) == 3 + n_chunks * len(keys)  # 1499 frames: 3 feature calls
 
 
 def test_stream_lags_n_context_frames_until_flushed(random_models, pcm):

@@ -35,12 +35,14 @@ from .errors import DeepSpeechError
 from .metadata import CandidateTranscript, Metadata
 
 STREAM_STEPS = 16  # output frames per ``stream`` call (DeepSpeech's n_steps default)
-# Output frames per ``stream`` call when a unidirectional model transcribes a whole
-# file (Model.probabilities). The exported LSTM loop costs O(m^2) in the frames m of
-# one call (TFLite lowers its TensorArray to a slice + concatenation per step), so
-# the whole-file signature is quadratic in the audio length; fixed-size chunks with
-# carried state are linear. 64 is the fastest size measured (bench/README.md).
-WHOLE_FILE_STEPS = 64  # (a bidirectional model: util/export.py chunk_* signatures)
+# Output frames per model call when a whole file is transcribed (Model.probabilities;
+# ``stream`` for a unidirectional model, ``chunk_*`` for a bidirectional one). The
+# exported LSTM loop costs O(m^2) in the frames m of one call (TFLite lowers its
+# TensorArray to a slice + concatenation per step), so the whole-file signature is
+# quadratic in the audio length; fixed-size chunks with carried state are linear.
+# 32-64 were the fastest sizes measured (n_hidden 256).
+WHOLE_FILE_STEPS = 64
+FEATURE_CHUNK_FRAMES = 3000  # feature frames computed per call (60 s of audio)
 
 
 class Model:
@@ -200,9 +202,9 @@ class Model:
         if len(audio) < self._win_len:
             return np.zeros((0, self._alphabet.n_classes), np.float32)
         if self.streams_natively:
-            return self._streamed_probs(self._features(audio)[0])
+            return self._streamed_probs(self._whole_features(audio))
         if self._tflite.has_chunks:
-            return self._chunked_bidirectional_probs(self._features(audio)[0])
+            return self._chunked_bidirectional_probs(self._whole_features(audio))
         # an export older than the chunk signatures: cost grows as T^2
         return self._tflite.run("probabilities", samples=audio)["probs"]
 
@@ -294,6 +296,22 @@ class Model:
         return Metadata(
             tuple(_decoding.candidates(results, self._alphabet, self._frame_s))
         )
+
+    def _whole_features(self, audio: np.ndarray) -> np.ndarray:
+        """float32 [T, n_mfcc] of all of ``audio``, FEATURE_CHUNK_FRAMES at a time.
+
+        A frame depends only on its own window, so pieces of audio that overlap by
+        ``win_len - win_step`` samples give the whole file's frames, while the
+        spectrogram's working memory stays that of one piece.
+        """
+        n_frames = 1 + (len(audio) - self._win_len) // self._win_step
+        out = np.empty((n_frames, self._n_mfcc), np.float32)
+        for first in range(0, n_frames, FEATURE_CHUNK_FRAMES):
+            start = first * self._win_step
+            stop = start + (FEATURE_CHUNK_FRAMES - 1) * self._win_step + self._win_len
+            features, _ = self._features(audio[start:stop])
+            out[first : first + len(features)] = features
+        return out
 
     def _features(self, audio: np.ndarray) -> Tuple[np.ndarray, int]:
         """Feature frames of the complete windows in ``audio``, and samples consumed.
