@@ -32,7 +32,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _CHILD = r"""
 import json, sys, time
-sys.path[:0] = [{client!r}, {native!r}, {root!r}]
 import numpy as np
 import deepspeech
 
@@ -64,8 +63,7 @@ print(json.dumps(row))
 
 
 def export_model(directory: str, n_hidden: int, bidirectional: bool) -> str:
-    sys.path.insert(0, ROOT)
-    from native_client.ctcdecode import Alphabet
+    from ctcdecode import Alphabet
     from util import export
     from util.config import Config
     from util.model import DeepSpeechModel
@@ -87,16 +85,11 @@ def export_model(directory: str, n_hidden: int, bidirectional: bool) -> str:
 
 
 def run_one(path: str, seconds: int, args: argparse.Namespace) -> dict:
-    client_root = os.path.abspath(args.client_root)
-    code = _CHILD.format(
-        client=os.path.join(client_root, "native_client", "python"),
-        native=os.path.join(client_root, "native_client"),
-        root=client_root,
-        path=path,
-        seconds=seconds,
-        beam=args.beam,
-    )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}
+    code = _CHILD.format(path=path, seconds=seconds, beam=args.beam)
+    root = os.path.abspath(args.client_root)  # its client and decoder come first
+    paths = [os.path.join(root, "native_client", "python"),
+             os.path.join(root, "native_client"), root]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(paths)}
     try:
         child = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True,
@@ -115,7 +108,8 @@ def main() -> None:
     p.add_argument("--n_hidden", type=int, default=256)
     p.add_argument("--directions", default="uni,bi")
     p.add_argument("--beam", type=int, default=50, help="0: no stt run")
-    p.add_argument("--client_root", default=ROOT)
+    p.add_argument("--client_root", default=ROOT,
+                   help="checkout whose client runs (e.g. an older one: before)")  # fmt: skip
     p.add_argument("--models", help="directory of already exported h*_uni/bi.tflite")
     p.add_argument("--timeout", type=int, default=1800)
     args = p.parse_args()

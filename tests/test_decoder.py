@@ -419,8 +419,8 @@ def test_long_utterance_search_holds_bounded_history(
 ):
     """Issue 11 case 6: flashlight kept every frame's hypotheses (2.2 GB at beam 50
     on 10 minutes); a long utterance must be searched with bounded history."""
-    from native_client.ctcdecode import decoder as decoder_module
-    from native_client.ctcdecode import streaming
+    from ctcdecode import decoder as decoder_module
+    from ctcdecode import streaming
 
     held = []
     feed = streaming.StreamingDecoder.feed
