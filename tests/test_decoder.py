@@ -437,7 +437,8 @@ def test_long_utterance_search_holds_bounded_history(
         probs, alphabet, 32, scorer=scorer if with_scorer else None, num_results=2
     )
     assert len(held) >= len(probs) // streaming.DEFAULT_COMMIT_INTERVAL
-    assert max(held) <= streaming.DEFAULT_MAX_LAG + 2 * streaming.DEFAULT_COMMIT_INTERVAL
+    bound = streaming.DEFAULT_MAX_LAG + 2 * streaming.DEFAULT_COMMIT_INTERVAL
+    assert max(held) <= bound
     assert found[0].text.split() == SENTENCE.split() * 12
     assert all(b > a for a, b in zip(found[0].timesteps, found[0].timesteps[1:]))
     held.clear()  # a short utterance keeps the one-shot search

@@ -37,8 +37,6 @@ import time
 import warnings
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-import numpy as np
-
 from . import __version__, _decoding
 from .audio import AudioError, read_audio
 from .errors import DeepSpeechError
