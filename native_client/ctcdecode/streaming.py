@@ -166,7 +166,7 @@ class StreamingDecoder:
         tokens, frames = self._collapse(labels)
         return self._make(tokens, frames, confidence, score)
 
-    def collapse(self, labels: Sequence[int]) -> Tuple[List[int], List[int]]:
+    def _collapse(self, labels: Sequence[int]) -> Tuple[List[int], List[int]]:
         """(tokens, frames) of held-frame labels, continuing the committed path.
 
         With a scorer, silence spaces are dropped (decoder.drop_silence); a final
