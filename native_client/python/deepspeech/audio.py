@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Tuple
+from typing import Any, Tuple
 
 import numpy as np
 import soundfile
@@ -51,27 +51,31 @@ def read_audio(path: str, sample_rate: int) -> Tuple[np.ndarray, float]:
     return pcm, len(pcm) / float(sample_rate)
 
 
-def _decode(path: str) -> Tuple[np.ndarray, int]:
-    """float32 [n, channels] and the rate of ``path``; AudioError on any failure."""
-    if not os.path.exists(path):
-        raise AudioError(f"audio file {path!r} does not exist; check the path")
-    if os.path.isdir(path):
-        raise AudioError(f"{path!r} is a directory, not an audio file")
-    if os.path.getsize(path) == 0:
-        raise AudioError(
-            f"audio file {path!r} is empty (0 bytes); record or copy it again"
-        )
+def _decode(path: Any) -> Tuple[np.ndarray, int]:
+    """float32 [n, channels] and the rate of ``path`` (a path or a binary file
+    object); AudioError on any failure."""
+    name = path if isinstance(path, (str, os.PathLike)) else getattr(path, "name", "")
+    name = name or "the audio data"
+    if isinstance(path, (str, os.PathLike)):
+        if not os.path.exists(path):
+            raise AudioError(f"audio file {path!r} does not exist; check the path")
+        if os.path.isdir(path):
+            raise AudioError(f"{path!r} is a directory, not an audio file")
+        if os.path.getsize(path) == 0:
+            raise AudioError(
+                f"audio file {path!r} is empty (0 bytes); record or copy it again"
+            )
     try:
         data, rate = soundfile.read(path, dtype="float32", always_2d=True)
     except (soundfile.SoundFileError, RuntimeError, OSError) as err:
-        reason = str(err).replace(f"Error opening {path!r}: ", "").rstrip(".")
+        reason = str(err).split(": ", 1)[-1].rstrip(".")
         raise AudioError(
-            f"cannot read {path!r} as audio ({reason}); give a {FORMATS} file, or "
+            f"cannot read {name!r} as audio ({reason}); give a {FORMATS} file, or "
             "convert it, e.g. `ffmpeg -i IN -ac 1 -ar 16000 OUT.wav`"
         ) from err
     if not np.isfinite(data).all():
         raise AudioError(
-            f"audio file {path!r} holds NaN or infinite samples; it is corrupt "
+            f"audio file {name!r} holds NaN or infinite samples; it is corrupt "
             "(re-export it as 16-bit PCM)"
         )
     return data, rate
