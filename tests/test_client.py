@@ -400,7 +400,7 @@ def test_cli_skips_and_reports_bad_files(
     model = random_models["uni"][2]
     missing = str(tmp_path / "missing.wav")
     rc = cli.main(
-        ["--model", model, "--json", "--audio", str(bad_audio_dir), missing, *mode]
+        ["--model", model, "--jsonl", "--audio", str(bad_audio_dir), missing, *mode]
     )
     out, err = capsys.readouterr()
     assert rc == cli.EXIT_SKIPPED == 3
