@@ -12,9 +12,11 @@ import concurrent.futures
 import dataclasses
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
+import time
 import venv
 
 import numpy as np
@@ -164,6 +166,39 @@ def test_stream_work_per_chunk_does_not_grow(random_models, alphabet):
     assert max(held) <= decoder.max_lag + decoder.commit_interval + 32
     assert max(held[-50:]) <= max(held[:50]) + decoder.max_lag
     assert stream.finishStream() is not None
+
+
+@pytest.mark.parametrize("kind", ["uni", "bi"])
+def test_whole_file_runs_in_bounded_chunks(random_models, kind, monkeypatch):
+    """Issue 10 case 2: whole-file inference must be linear in the audio length.
+
+    The exported time loop costs O(m^2) in the frames m of one call, so the client
+    must never run the whole-file signature: every call sees a bounded number of
+    frames (uni: ``stream``; bi: ``chunk_backward`` then ``chunk_forward``), and the
+    result is the whole-file signature's.
+    """
+    model = deepspeech.Model(random_models[kind][2])
+    rng = np.random.default_rng(1)
+    audio = (rng.standard_normal(16000 * 30) * 3000).astype(np.int16)
+    whole = model._tflite.run("probabilities", samples=audio)["probs"]
+    calls = []
+    run = model._tflite.run
+
+    def counting_run(key, **inputs):
+        calls.append((key, len(inputs.get("features", inputs.get("samples")))))
+        return run(key, **inputs)
+
+    model._tflite.run = counting_run
+    monkeypatch.setattr(deepspeech.model, "FEATURE_CHUNK_FRAMES", 500)
+    probs = model.probabilities(audio)
+    np.testing.assert_allclose(probs, whole, atol=1e-5)
+    keys = {"uni": ["stream"], "bi": ["chunk_backward", "chunk_forward"]}[kind]
+    assert sorted({k for k, _ in calls}) == sorted(["features", *keys])
+    window = deepspeech.model.WHOLE_FILE_STEPS + 2 * 9
+    assert max(n for k, n in calls if k != "features") <= window
+    assert max(n for k, n in calls if k == "features") <= 499 * 320 + 512
+    n_chunks = -(-len(whole) // deepspeech.model.WHOLE_FILE_STEPS)
+    assert len(calls) == 3 + n_chunks * len(keys)  # 1499 frames: 3 feature calls
 
 
 def test_stream_lags_n_context_frames_until_flushed(random_models, pcm):
@@ -337,6 +372,135 @@ def test_cli_batches_several_files_in_input_order(
     model = deepspeech.Model(path)
     expected = [model.stt(read_audio(f, 16000)[0]) for f in files]
     assert [r["transcript"] for r in batched] == expected
+
+
+@pytest.fixture
+def bad_audio_dir(repo_root, tmp_path):
+    """A directory with one good WAV and an empty, a text and a NaN 'audio' file."""
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    wav = os.path.join(repo_root, "data", "ldc93s1", "LDC93S1.wav")
+    with open(wav, "rb") as fin:
+        (folder / "b_good.wav").write_bytes(fin.read())
+    (folder / "a_empty.wav").write_bytes(b"")
+    (folder / "c_text.wav").write_text("not audio at all\n")
+    soundfile.write(
+        str(folder / "d_nan.wav"), np.full(1600, np.nan, np.float32), 16000,
+        subtype="FLOAT",
+    )  # fmt: skip
+    return folder
+
+
+@pytest.mark.parametrize("mode", [["--threads", "1"], ["--threads", "2"],
+                                  ["--stream", "320", "--threads", "2"]])  # fmt: skip
+def test_cli_skips_and_reports_bad_files(
+    random_models, bad_audio_dir, tmp_path, capsys, mode
+):
+    """Issue 11 case 6: one bad file printed a traceback or killed the whole run."""
+    model = random_models["uni"][2]
+    missing = str(tmp_path / "missing.wav")
+    rc = cli.main(
+        ["--model", model, "--jsonl", "--audio", str(bad_audio_dir), missing, *mode]
+    )
+    out, err = capsys.readouterr()
+    assert rc == cli.EXIT_SKIPPED == 3
+    results = [json.loads(line) for line in out.splitlines()]
+    names = [os.path.basename(r["file"]) for r in results]
+    assert names == ["a_empty.wav", "b_good.wav", "c_text.wav", "d_nan.wav",
+                     "missing.wav"]  # fmt: skip
+    good = results[1]
+    assert "error" not in good and isinstance(good["transcript"], str)
+    errors = {name: r["error"] for name, r in zip(names, results) if "error" in r}
+    assert "empty" in errors["a_empty.wav"]
+    assert "cannot read" in errors["c_text.wav"] and "ffmpeg" in errors["c_text.wav"]
+    assert "NaN" in errors["d_nan.wav"]
+    assert "does not exist" in errors["missing.wav"]
+    assert "Traceback" not in err
+    assert all(name in err for name in errors)
+    assert "4 of 5 files skipped" in err
+    capsys.readouterr()
+    good_only = str(bad_audio_dir / "b_good.wav")
+    assert cli.main(["--model", model, "--audio", good_only, *mode]) == 0
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--stream", "-5"], "--stream: must be a positive integer, got '-5'"),
+        (["--stream", "0"], "--stream: must be a positive integer"),
+        (["--beam_width", "0"], "--beam_width: must be a positive integer"),
+        (["--threads", "-1"], "--threads: must be a positive integer"),
+        (["--candidate_transcripts", "0"], "--candidate_transcripts: must be"),
+        (["--lm_alpha", "nan", "--scorer", "s"], "--lm_alpha: must be a finite"),
+        (["--lm_beta", "inf", "--scorer", "s"], "--lm_beta: must be a finite"),
+        (["--lm_alpha", "1.0"], "--lm_alpha and --lm_beta need --scorer"),
+    ],
+)
+def test_cli_rejects_invalid_options(random_models, pcm, options, message, capsys):
+    """Issue 11 case 6: these were accepted (empty or garbage transcripts, rc 0)."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--model", random_models["uni"][2], "--audio", "x.wav", *options])
+    assert exit_info.value.code == cli.EXIT_USAGE == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_cli_empty_directory_is_an_error(random_models, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("no audio here")
+    rc = cli.main(["--model", random_models["uni"][2], "--audio", str(tmp_path)])
+    assert rc == cli.EXIT_ERROR == 1
+    err = capsys.readouterr().err
+    assert "holds no audio files" in err and str(tmp_path) in err
+
+
+def test_model_rejects_non_finite_alpha_beta(random_models, scorer_path):
+    model = deepspeech.Model(random_models["uni"][2])
+    model.enableExternalScorer(scorer_path)
+    for alpha, beta in ((math.nan, 1.0), (1.0, math.inf), (-math.inf, 0.0)):
+        with pytest.raises(deepspeech.DeepSpeechError, match="finite"):
+            model.setScorerAlphaBeta(alpha, beta)
+    with pytest.raises(deepspeech.DeepSpeechError, match="beam width"):
+        model.setBeamWidth(0)
+
+
+def test_interpreter_pool_is_bounded_and_released(random_models, pcm, monkeypatch):
+    """Issue 11 case 6: 8 threads grew RSS 148 -> 898 MB (8 interpreters) for good."""
+    from deepspeech import _runtime
+
+    run = _runtime._Slot.run
+
+    def slow_run(self, key, inputs):
+        time.sleep(0.02)  # make the threads overlap
+        return run(self, key, inputs)
+
+    monkeypatch.setattr(_runtime._Slot, "run", slow_run)
+    model = deepspeech.Model(random_models["uni"][2], max_interpreters=2)
+    assert deepspeech.Model(random_models["uni"][2])._tflite.max_interpreters == (
+        os.cpu_count()
+    )
+    clips = [pcm[: len(pcm) // k] for k in (1, 2, 3, 4)] * 2
+    serial = [model.stt(c) for c in clips]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(model.stt, clips)) == serial
+    assert model._tflite.n_created <= 2
+    assert len(model._tflite._idle) <= 2
+    model.freeModel()
+    assert model._tflite._idle == []
+    assert model.stt(clips[0]) == serial[0]  # still usable
+
+
+def test_read_audio_errors_name_the_file(bad_audio_dir, tmp_path):
+    from deepspeech.audio import AudioError
+
+    for name, reason in (("a_empty.wav", "empty"), ("c_text.wav", "cannot read"),
+                         ("d_nan.wav", "NaN")):  # fmt: skip
+        with pytest.raises(AudioError, match=reason) as err:
+            read_audio(str(bad_audio_dir / name), 16000)
+        assert name in str(err.value)
+    with pytest.raises(AudioError, match="does not exist"):
+        read_audio(str(tmp_path / "none.flac"), 16000)
+    with pytest.raises(AudioError, match="directory"):
+        read_audio(str(tmp_path), 16000)
 
 
 def test_client_imports_no_tensorflow(repo_root):

@@ -384,3 +384,63 @@ def test_streaming_decoder_empty_stream(alphabet, scorer):
         )
     with pytest.raises(ValueError, match="commit_interval"):
         StreamingDecoder(alphabet, commit_interval=0)
+
+
+@pytest.mark.parametrize(
+    "spoken", ["xqz she had", "she xqz had", "she had xqz", "she  had", " she had "]
+)
+def test_lexicon_search_leaves_no_stray_spaces(alphabet, scorer, spoken):
+    """Issue 10 case 3: words the vocabulary cannot spell left their spaces behind
+    (' is five degrees outside'); silence is not a token."""
+    probs = emissions(spoken, alphabet)
+    whole = ctc_beam_search_decoder(probs, alphabet, 64, scorer=scorer, num_results=3)
+    assert whole[0].text.startswith("she had")
+    for result in whole:
+        assert result.text == " ".join(result.text.split()), result.text
+        assert len(result.tokens) == len(result.timesteps) == len(result.text)
+    for chunk in (1, 4, 1000):
+        decoder = StreamingDecoder(
+            alphabet, BeamOptions(64, num_results=3), scorer, commit_interval=2
+        )
+        partial = []
+        streamed = _stream(
+            probs, chunk, decoder, lambda d: partial.append(d.intermediate()[0].text)
+        )
+        # (what follows "had" in "she had xqz" is a tie the search breaks either way)
+        assert streamed[0].text.startswith("she had"), chunk
+        for result in streamed:
+            assert result.text == " ".join(result.text.split()), result.text
+        assert all(text == " ".join(text.split()) for text in partial), partial
+
+
+@pytest.mark.parametrize("with_scorer", [False, True])
+def test_long_utterance_search_holds_bounded_history(
+    alphabet, scorer, with_scorer, monkeypatch
+):
+    """Issue 11 case 6: flashlight kept every frame's hypotheses (2.2 GB at beam 50
+    on 10 minutes); a long utterance must be searched with bounded history."""
+    from ctcdecode import decoder as decoder_module
+    from ctcdecode import streaming
+
+    held = []
+    feed = streaming.StreamingDecoder.feed
+
+    def recording_feed(self, probs):
+        feed(self, probs)
+        held.append(self.n_held_frames)
+
+    monkeypatch.setattr(streaming.StreamingDecoder, "feed", recording_feed)
+    one = emissions(SENTENCE, alphabet)
+    probs = emissions(" ".join([SENTENCE] * 12), alphabet)  # 1900 frames
+    assert len(probs) > decoder_module.BOUNDED_FROM_FRAMES
+    found = ctc_beam_search_decoder(
+        probs, alphabet, 32, scorer=scorer if with_scorer else None, num_results=2
+    )
+    assert len(held) >= len(probs) // streaming.DEFAULT_COMMIT_INTERVAL
+    bound = streaming.DEFAULT_MAX_LAG + 2 * streaming.DEFAULT_COMMIT_INTERVAL
+    assert max(held) <= bound
+    assert found[0].text.split() == SENTENCE.split() * 12
+    assert all(b > a for a, b in zip(found[0].timesteps, found[0].timesteps[1:]))
+    held.clear()  # a short utterance keeps the one-shot search
+    ctc_beam_search_decoder(one, alphabet, 32)
+    assert held == []

@@ -123,3 +123,38 @@ def test_ldc93s1_overfit_with_scorer_gives_the_exact_transcript(
     assert result.returncode == 0, result.stderr
     assert "WER: 0.000000, CER: 0.000000" in result.stdout, result.stdout
     assert f' - res: "{LDC93S1_TEXT}"' in result.stdout
+
+
+@pytest.mark.parametrize("garbled_from", [0.02, 0.5])
+def test_corrupted_lm_cache_does_not_crash_kenlm(scorers, tmp_path, garbled_from):
+    """Issue 11 case 7: a same-size, corrupted LM cache file was handed to KenLM,
+    which killed the client and the trainer with SIGSEGV (rc 139, no message), failed
+    to load, or (body garbled) silently decoded with a garbage LM."""
+    import shutil
+    import subprocess
+    import sys
+
+    scorer = str(tmp_path / "copy.scorer")
+    shutil.copy(scorers[0], scorer)
+    lm_path = scorer_package.read_scorer_package(scorer).lm_path
+    size = os.path.getsize(lm_path)
+    with open(lm_path, "r+b") as cache:  # same size, other bytes
+        cache.seek(int(size * garbled_from))
+        cache.write(os.urandom(size - cache.tell()))
+    code = (
+        "import sys, numpy as np\n"
+        "from ctcdecode import Alphabet, Scorer, ctc_beam_search_decoder\n"
+        "alphabet = Alphabet(sys.argv[2])\n"
+        "scorer = Scorer(None, None, sys.argv[1], alphabet)\n"
+        "probs = np.random.default_rng(0).dirichlet(\n"
+        "    np.ones(alphabet.n_classes), 200).astype(np.float32)\n"
+        "print(repr(ctc_beam_search_decoder(probs, alphabet, 16, scorer=scorer)[0]"
+        ".text))\n"
+    )
+    alphabet = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data",
+                            "alphabet.txt")  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", code, scorer, alphabet], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert "extracting it again" in proc.stderr

@@ -195,3 +195,24 @@ def test_generate_scorer_package_cli(tmp_path, lm_file, repo_root):
         capture_output=True, text=True,
     )  # fmt: skip
     assert bad.returncode == 1 and "not a KenLM binary" in bad.stderr
+
+
+@pytest.mark.parametrize("damage", ["flip", "zeros"])
+def test_corrupted_cache_of_the_same_size_is_extracted_again(scorer, damage):
+    """Issue 11 case 7: a same-size cache file with other bytes crashed KenLM."""
+    lm_path = read_scorer_package(scorer).lm_path
+    with open(lm_path, "r+b") as cache:
+        if damage == "flip":
+            cache.seek(len(LM_BYTES) // 2)
+            byte = cache.read(1)
+            cache.seek(-1, os.SEEK_CUR)
+            cache.write(bytes([byte[0] ^ 0xFF]))
+        else:
+            cache.write(bytes(len(LM_BYTES)))
+    assert os.path.getsize(lm_path) == len(LM_BYTES)
+    package = read_scorer_package(scorer)
+    assert package.lm_path == lm_path
+    with open(lm_path, "rb") as fin:
+        assert fin.read() == LM_BYTES
+    leftovers = [n for n in os.listdir(os.path.dirname(scorer)) if ".tmp-" in n]
+    assert not leftovers

@@ -88,7 +88,9 @@ def test_file_name_and_signatures(exported):
     assert not [f for f in os.listdir(cfg.export.export_dir) if ".tmp-" in f]
     signatures = Interpreter(model_path=path).get_signature_list()
     expected = {"probabilities", "features", "metadata"}
-    if not cfg.model.bidirectional:
+    if cfg.model.bidirectional:
+        expected |= {"chunk_backward", "chunk_forward"}
+    else:
         expected.add("stream")
     assert set(signatures) == expected
     assert signatures["probabilities"]["inputs"] == ["samples"]
@@ -178,3 +180,34 @@ def test_remove_export_empties_the_directory(tmp_path):
         ExportConfig(export_dir=str(stale.parent), remove_export=True)
     )
     assert stale.parent.is_dir() and not stale.exists()
+
+
+def test_chunk_signatures_give_the_whole_file_probabilities(exported, pcm):
+    """Bidirectional models: backward chunks last to first, then forward chunks."""
+    cfg, _, path = exported
+    if not cfg.model.bidirectional:
+        return
+    interpreter = Interpreter(model_path=path)
+    full = interpreter.get_signature_runner("probabilities")(samples=pcm)["probs"]
+    features = interpreter.get_signature_runner("features")(samples=pcm)["features"]
+    backward = interpreter.get_signature_runner("chunk_backward")
+    forward = interpreter.get_signature_runner("chunk_forward")
+    pad = np.zeros((9, features.shape[1]), np.float32)
+    frames = np.concatenate([pad, features, pad])
+    step = 7
+    starts = list(range(0, len(features), step))
+    hs_bw = np.zeros((len(features), 16), np.float32)
+    h = c = np.zeros(16, np.float32)
+    for start in reversed(starts):
+        out = backward(features=frames[start : start + step + 18], state_h=h, state_c=c)
+        hs_bw[start : start + len(out["hs"])] = out["hs"]
+        h, c = out["state_h"], out["state_c"]
+    parts = []
+    h = c = np.zeros(16, np.float32)
+    for start in starts:
+        window = frames[start : start + step + 18]
+        hs = hs_bw[start : start + len(window) - 18]
+        out = forward(features=window, hs_bw=hs, state_h=h, state_c=c)
+        parts.append(out["probs"])
+        h, c = out["state_h"], out["state_c"]
+    np.testing.assert_allclose(np.concatenate(parts), full, atol=1e-6)

@@ -222,7 +222,9 @@ class Checkpoints:
         ):
             diffs.append(
                 f"alphabet: checkpoint {alphabet_path} differs from "
-                f"{self.config.data.alphabet_config_path}"
+                f"{self.config.data.alphabet_config_path} (to start a model for "
+                "this alphabet from it, pass --drop_source_layers 1 and another "
+                "--save_checkpoint_dir: doc/TRAINING.rst, transfer learning)"
             )
         if diffs:
             raise CheckpointMismatchError(

@@ -184,8 +184,20 @@ class CheckpointConfig:
     load_evaluate: str = "auto"  # auto | best | last
     checkpoint_secs: int = 600  # s
     max_to_keep: int = 5
+    drop_source_layers: int = 0  # transfer learning (util/transfer.py)
+    freeze_source_layers: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("drop_source_layers", "freeze_source_layers"):
+            if not 0 <= getattr(self, name) <= 5:
+                raise ValueError(
+                    f"--{name} must be between 0 and 5 (layer_1 is always loaded)"
+                )
+        if 0 < self.freeze_source_layers < self.drop_source_layers:
+            raise ValueError(
+                "--freeze_source_layers must be at least --drop_source_layers: a "
+                "re-initialised layer must train"
+            )
         if self.load_train not in ("auto", "best", "last", "init"):
             raise ValueError("--load_train must be one of auto, best, last, init")
         if self.load_evaluate not in ("auto", "best", "last"):
@@ -492,7 +504,6 @@ DS09_IGNORED: Dict[str, Tuple[Any, str]] = {
 # Flags another open issue implements: name -> (0.9 default, the one-line error).
 DS09_NOT_YET: Dict[str, Tuple[Any, str]] = {
     "augment": (None, "data augmentation is not available yet"),
-    "drop_source_layers": (0, "transfer learning is not available yet"),
     "bytes_output_mode": (False, "bytes output mode is not available yet"),
 }
 

@@ -19,6 +19,17 @@ TFLite signatures of ``<export_dir>/<export_file_name>.tflite``:
   ``[n_hidden]`` -> ``probs`` ``[m - 2 * n_context, C]`` and the new state. Row ``i``
   of ``probs`` is frame ``i + n_context`` of the chunk: the stream lags ``n_context``
   frames (180 ms) behind the audio, the look-ahead of layer 1;
+* ``chunk_backward`` and ``chunk_forward`` (bidirectional models only): the whole
+  utterance in fixed-size chunks, which is how the client runs a long file (the
+  ``probabilities`` loop costs O(T^2) in TFLite: it lowers the TensorArray of the
+  LSTM outputs to a slice + concatenation of all of it per step).
+  ``chunk_backward``: ``features`` ``[m, n_mfcc]`` (``m >= 2 * n_context + 1``) and
+  the backward LSTM's ``state_h``/``state_c`` -> ``hs`` ``[m - 2 * n_context,
+  n_hidden]`` (the backward direction's outputs, in time order) and the state before
+  the chunk; run over the chunks from the last to the first, starting from zeros.
+  ``chunk_forward``: the same ``features``, that chunk's ``hs_bw`` and the forward
+  state -> ``probs`` ``[m - 2 * n_context, C]`` and the new state; run first to
+  last. Row ``i`` is frame ``i + n_context`` of the chunk, as for ``stream``;
 * ``metadata``: no input -> ``metadata`` tf.string ``[]``, the JSON of
   :func:`metadata`.
 
@@ -96,16 +107,52 @@ class _Serving(tf.Module):
     def stream(self, features, state_h, state_c) -> Dict[str, tf.Tensor]:
         """features float32 [m, n_mfcc] (m >= 2 n_context + 1), state [H] each."""
         x = self.model.feed_forward_front(features[tf.newaxis], padding="VALID")[0]
-        projected = self.model.lstm[0].project(x)  # [t, 4H]
-        # util/lstm's inference loop with [T, D=1, B=1, ...] axes and carried state.
+        hs, h, c = self._lstm(0, x, state_h, state_c)
+        logits = self.model.feed_forward_back(hs)
+        return {"probs": tf.nn.softmax(logits), "state_h": h, "state_c": c}
+
+    def _lstm(self, direction: int, x, state_h, state_c):
+        """One LSTM direction over x [t, H] from the state; hs [t, H], h, c [H].
+
+        util/lstm's inference loop with [T, D=1, B=1, ...] axes and carried state.
+        """
+        projected = self.model.lstm[direction].project(x)  # [t, 4H]
         hs, h, c = lstm_inference(
             projected[:, tf.newaxis, tf.newaxis],
-            self.model.lstm[0].recurrent_kernel[tf.newaxis],
+            self.model.lstm[direction].recurrent_kernel[tf.newaxis],
             state_h[tf.newaxis, tf.newaxis],
             state_c[tf.newaxis, tf.newaxis],
         )
-        logits = self.model.feed_forward_back(hs[:, 0, 0])
-        return {"probs": tf.nn.softmax(logits), "state_h": h[0, 0], "state_c": c[0, 0]}
+        return hs[:, 0, 0], h[0, 0], c[0, 0]
+
+    def chunk_functions(self) -> List[tf.types.experimental.ConcreteFunction]:
+        """``chunk_backward`` and ``chunk_forward`` (bidirectional models)."""
+        n_hidden = self.model.cfg.n_hidden
+        features = tf.TensorSpec([None, self.model.n_input], tf.float32, "features")
+        state = [
+            tf.TensorSpec([n_hidden], tf.float32, name="state_h"),
+            tf.TensorSpec([n_hidden], tf.float32, name="state_c"),
+        ]
+        hs_bw = tf.TensorSpec([None, n_hidden], tf.float32, name="hs_bw")
+        return [
+            tf.function(self.chunk_backward, input_signature=[features, *state])
+            .get_concrete_function(),
+            tf.function(self.chunk_forward, input_signature=[features, hs_bw, *state])
+            .get_concrete_function(),
+        ]  # fmt: skip
+
+    def chunk_backward(self, features, state_h, state_c) -> Dict[str, tf.Tensor]:
+        """The backward LSTM over one chunk, last frame first (module docstring)."""
+        x = self.model.feed_forward_front(features[tf.newaxis], padding="VALID")[0]
+        hs, h, c = self._lstm(1, tf.reverse(x, [0]), state_h, state_c)
+        return {"hs": tf.reverse(hs, [0]), "state_h": h, "state_c": c}
+
+    def chunk_forward(self, features, hs_bw, state_h, state_c) -> Dict[str, tf.Tensor]:
+        """The forward LSTM over one chunk and layers 5-6 (module docstring)."""
+        x = self.model.feed_forward_front(features[tf.newaxis], padding="VALID")[0]
+        hs, h, c = self._lstm(0, x, state_h, state_c)
+        logits = self.model.feed_forward_back(tf.concat([hs, hs_bw], axis=-1))
+        return {"probs": tf.nn.softmax(logits), "state_h": h, "state_c": c}
 
 
 def metadata(cfg: Config, alphabet: Alphabet) -> Dict[str, Any]:
@@ -247,7 +294,9 @@ def tflite_bytes(model: DeepSpeechModel, cfg: Config, alphabet: Alphabet) -> byt
         serving.features.get_concrete_function(),
         serving.metadata.get_concrete_function(),
     ]
-    if not cfg.model.bidirectional:
+    if cfg.model.bidirectional:
+        functions += serving.chunk_functions()
+    else:
         functions.append(serving.stream_function())
     converter = tf.lite.TFLiteConverter.from_concrete_functions(functions, serving)
     converter.allow_custom_ops = True  # AudioSpectrogram, Mfcc: shipped by the runtime

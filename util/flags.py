@@ -291,6 +291,18 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         "directory to save checkpoints in (default: checkpoint_dir)",
         flag_values=flag_values,
     )
+    F.DEFINE_integer(
+        "drop_source_layers",
+        0,
+        "transfer learning: load --load_checkpoint_dir but re-initialise its last N layers (1: the output layer, for another alphabet; 2: also layer_5; ...); saves go to --save_checkpoint_dir",
+        flag_values=flag_values,
+    )
+    F.DEFINE_integer(
+        "freeze_source_layers",
+        0,
+        "transfer learning (as Coqui STT): train only the last N layers, keep the loaded ones before them fixed",
+        flag_values=flag_values,
+    )
     F.DEFINE_enum(
         "load_train",
         "auto",
@@ -775,13 +787,6 @@ def _define_ds09_flags(flag_values: flags.FlagValues) -> None:
         "augment",
         None,
         "DeepSpeech 0.9's training augmentations, 'operation[param1=value1, ...]' (not available yet: refused)",
-        flag_values=flag_values,
-    )
-    F.DEFINE_integer(
-        "drop_source_layers",
-        0,
-        "DeepSpeech 0.9's transfer learning: re-initialise this many output layers of the loaded checkpoint (not available yet: refused)",
-        lower_bound=0,
         flag_values=flag_values,
     )
     F.DEFINE_boolean(

@@ -243,6 +243,17 @@ class _LSTMWeights(tf.Module):
         return tf.tensordot(x, _cast(self.kernel, x), axes=1) + _cast(self.bias, x)
 
 
+# DeepSpeech 0.9's six layers, input to output (--drop_source_layers counts from
+# the end).
+LAYERS = ("layer_1", "layer_2", "layer_3", "lstm", "layer_5", "layer_6")
+
+
+def layer_of(variable: tf.Variable) -> str:
+    """Which of ``LAYERS`` a model variable belongs to ("lstm_fw/kernel:0" -> lstm)."""
+    scope = variable.name.split("/")[0]
+    return "lstm" if scope.startswith("lstm") else scope
+
+
 def trainable_variables(model: DeepSpeechModel) -> List[tf.Variable]:
     """Model variables in a fixed order (the optimizer's slots follow this order)."""
     return sorted(model.trainable_variables, key=lambda v: v.name)

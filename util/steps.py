@@ -13,12 +13,12 @@ against its float32 variables, and the logits back to float32 for the CTC loss;
 float16 adds dynamic loss scaling.
 """
 
-from typing import Dict, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import tensorflow as tf
 
 from util.ctc import ctc_loss, logits_length
-from util.model import DeepSpeechModel, trainable_variables
+from util.model import DeepSpeechModel, layer_of, trainable_variables
 from util.optimizer import Adam, DynamicLossScale
 
 Batch = Dict[str, tf.Tensor]
@@ -47,11 +47,15 @@ class Steps:
         jit: bool = False,
         cudnn: bool = False,
         compute_dtype: str = "float32",
+        frozen_layers: Sequence[str] = (),
     ) -> None:
         self.model = model
         self.optimizer = optimizer
         self.strategy = strategy
         self.variables = trainable_variables(model)
+        # --freeze_source_layers: no gradient for these; their Adam moments stay 0, so
+        # the update the optimizer applies to them is exactly zero.
+        self.trained = [layer_of(v) not in frozen_layers for v in self.variables]
         self.cudnn = cudnn
         self.compute_dtype = tf.as_dtype(compute_dtype)
         self.loss_scale = None
@@ -82,7 +86,7 @@ class Steps:
                 loss = tf.reduce_sum(losses) / global_size
                 if self.loss_scale is not None:
                     loss = loss * self.loss_scale.scale
-            grads = tape.gradient(loss, self.variables)
+            grads = self._gradients(tape, loss)
             if self.loss_scale is None:
                 applied = self.optimizer.apply(grads, self.variables)
                 return losses, local["index"], applied
@@ -97,6 +101,17 @@ class Steps:
 
         losses, index, applied = self.strategy.run(replica, args=(batch,))
         return self._gather(losses, index, batch), self._first(applied)
+
+    def _gradients(self, tape: tf.GradientTape, loss: tf.Tensor) -> List[tf.Tensor]:
+        """Gradients of every variable; zeros for frozen layers (none computed)."""
+        if all(self.trained):
+            return tape.gradient(loss, self.variables)
+        train = [v for v, t in zip(self.variables, self.trained) if t]
+        computed = iter(tape.gradient(loss, train))
+        return [
+            next(computed) if t else tf.zeros_like(v)
+            for v, t in zip(self.variables, self.trained)
+        ]
 
     def _eval_step(self, batch: Batch) -> Tuple[tf.Tensor, tf.Tensor]:
         """returns (loss float32 [B], probs float32 [B, T, C]); single replica."""

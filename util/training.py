@@ -17,6 +17,7 @@ from absl import logging
 from tensorflow.core.framework import summary_pb2
 
 from ctcdecode import Alphabet
+from util import transfer
 from util.checkpoints import Checkpoints, TrainingState
 from util.config import Config
 from util.distributed import global_batch_size, worker_rows
@@ -93,6 +94,7 @@ def build_session(
         jit=cfg.train.jit,
         cudnn=bool(cfg.device.train_cudnn),
         compute_dtype=cfg.device.compute_dtype,
+        frozen_layers=transfer.frozen_layers(cfg.checkpoint.freeze_source_layers),
     )
     return Session(cfg, alphabet, strategy, model, optimizer, state, checkpoints, steps)
 
@@ -133,7 +135,10 @@ def train(
         )
     dev_sets = load_sets(cfg.data.dev_files, cfg, session.alphabet, cfg.data.limit_dev)
     metric_sets = load_sets(cfg.data.metrics_files, cfg, session.alphabet, 0)
-    session.checkpoints.restore_for_training()
+    if transfer.is_transfer(cfg):
+        transfer.start(session.checkpoints, session.model, cfg)
+    else:
+        session.checkpoints.restore_for_training()
     if cfg.train.force_initialize_learning_rate:  # DeepSpeech 0.9's flag
         session.optimizer.learning_rate.assign(cfg.train.learning_rate)
     cache = _open_cache(cfg, samples)

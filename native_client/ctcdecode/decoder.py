@@ -22,6 +22,21 @@ always separated by a space (as in DeepSpeech, where the LM scored a word when t
 after it came); the last word gets its space from one synthetic frame appended to the
 emissions, where the space has probability 1. Results drop that frame.
 
+Silence. A lexicon search sitting between words (at the trie's root) emits the space
+label as silence, frame after frame; where the model heard a word that the vocabulary
+cannot spell, these silence frames take its place. There a space is a word separator,
+not a token of its own: results of a search with a scorer never start or end with one
+and never hold two in a row (:func:`drop_silence`; issue 10 case 3 was
+``' is five degrees outside'``). Without a scorer every space is the model's own label
+and is kept, as the greedy decoder keeps it.
+
+Memory. flashlight keeps every frame's hypotheses until the search ends, which grows
+with the utterance (5 GB for 10 minutes at beam 50). Utterances longer than
+:data:`BOUNDED_FROM_FRAMES` are fed to the incremental decoder of streaming.py
+instead, which frees the frames all hypotheses agree on: memory stays bounded. Its
+result is the whole search's unless hypotheses disagree for more than
+``streaming.DEFAULT_MAX_LAG`` frames (then the best prefix is kept; see there).
+
 Contracts: ``probs`` is float32 ``[T, n_classes]`` softmax output with the CTC blank
 last (``n_classes == alphabet.size() + 1``); ``tokens`` are label ids (no blanks),
 ``timesteps[i]`` is the first frame (``0 <= t < length``) of ``tokens[i]``.
@@ -35,7 +50,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from absl import logging
@@ -50,6 +65,10 @@ from .scorer_package import ScorerError
 # (flashlight's beam_threshold). DeepSpeech had no such cut; 50 nats is e^-50 of the
 # best, far below anything the beam keeps, and makes wide beams several times faster.
 DEFAULT_BEAM_THRESHOLD = 50.0
+# Utterances longer than this (frames; 10 s at 20 ms) are searched with bounded
+# history (module docstring, Memory). It equals streaming.DEFAULT_MAX_LAG: up to
+# there the bounded search cannot force a commit, so shorter results are the same.
+BOUNDED_FROM_FRAMES = 500
 _PRUNED_LOGP = -1e30  # log prob given to labels removed by cutoff_prob / zero probs
 
 
@@ -113,6 +132,21 @@ class BeamOptions:
             raise ValueError(f"cutoff_prob must be in (0, 1], got {self.cutoff_prob}")
 
 
+# The bounded-history search of long utterances: (search, probs [T, C]) -> results.
+# streaming.py, a layer above this module, registers it when it is imported (the
+# package's __init__ imports it, so it is there whenever ctcdecode is used).
+_bounded_search: Optional[Callable[["BeamSearch", np.ndarray], List[DecodeResult]]]
+_bounded_search = None
+
+
+def register_bounded_search(
+    search: Callable[["BeamSearch", np.ndarray], List[DecodeResult]],
+) -> None:
+    """Set how :meth:`BeamSearch.decode` searches utterances over the bound."""
+    global _bounded_search
+    _bounded_search = search
+
+
 class BeamSearch:
     """One decoder configuration; builds its flashlight decoder on first use."""
 
@@ -142,6 +176,8 @@ class BeamSearch:
     ) -> List[DecodeResult]:
         """Best ``num_results`` hypotheses. probs : float32 [T, n_classes]."""
         n_frames = check_probs(probs, self.alphabet, length)
+        if n_frames > BOUNDED_FROM_FRAMES and _bounded_search is not None:
+            return _bounded_search(self, probs[:n_frames])
         if self._decoder is None:
             self._decoder = self.build()
         emissions = log_emissions(
@@ -151,7 +187,10 @@ class BeamSearch:
         raw = self._decoder.decode(
             emissions.ctypes.data, emissions.shape[0], emissions.shape[1]
         )
-        return _results(raw, n_frames, self.alphabet, self.options.num_results)
+        return _results(
+            raw, n_frames, self.alphabet, self.options.num_results,
+            self.scorer is not None,
+        )  # fmt: skip
 
     def build(self) -> Any:
         """A new flashlight decoder for these options (streaming.py builds its own)."""
@@ -255,13 +294,63 @@ def collapse(
     return tokens, frames
 
 
+def drop_silence(
+    tokens: Sequence[int],
+    frames: Sequence[int],
+    space: Optional[int],
+    after_space: bool = True,
+) -> Tuple[List[int], List[int], bool]:
+    """Drop the space tokens that separate no words (module docstring, Silence).
+
+    A space is kept only right after a non-space token; ``after_space``: the kept
+    token before ``tokens`` was a space, or there is none (so a leading space goes).
+    A trailing space is kept (a word may follow in a later piece; see
+    :func:`strip_space`). Returns (tokens, frames, after_space at the end).
+    """
+    out_tokens: List[int] = []
+    out_frames: List[int] = []
+    for token, frame in zip(tokens, frames):
+        if token == space:
+            if after_space:
+                continue
+            after_space = True
+        else:
+            after_space = False
+        out_tokens.append(int(token))
+        out_frames.append(int(frame))
+    return out_tokens, out_frames, after_space
+
+
+def strip_space(
+    tokens: List[int], frames: List[int], space: Optional[int]
+) -> Tuple[List[int], List[int]]:
+    """``tokens`` and ``frames`` without a final space token."""
+    if tokens and tokens[-1] == space:
+        return tokens[:-1], frames[:-1]
+    return tokens, frames
+
+
+def _words_only(
+    tokens: Sequence[int], frames: Sequence[int], space: Optional[int]
+) -> Tuple[List[int], List[int]]:
+    """Tokens of a whole transcript: single spaces between words, none at the ends."""
+    kept, kept_frames, _ = drop_silence(tokens, frames, space)
+    return strip_space(kept, kept_frames, space)
+
+
 def _results(
-    raw: Sequence[Any], n_frames: int, alphabet: Alphabet, num_results: int
+    raw: Sequence[Any],
+    n_frames: int,
+    alphabet: Alphabet,
+    num_results: int,
+    lexicon: bool,
 ) -> List[DecodeResult]:
     """DecodeResults of flashlight's hypotheses, best first, one per distinct text.
 
     flashlight's per-frame ``tokens`` hold a start token, one label per frame (the
     synthetic final frame included) and an end token; frames ``1..n_frames`` are ours.
+    ``lexicon``: a scorer's search, whose silence spaces are dropped before
+    hypotheses are compared.
     """
     out: List[DecodeResult] = []
     seen = set()
@@ -269,6 +358,8 @@ def _results(
         tokens, frames = collapse(
             list(hyp.tokens)[1 : n_frames + 1], alphabet.blank_index
         )
+        if lexicon:
+            tokens, frames = _words_only(tokens, frames, alphabet.space_index)
         key = tuple(tokens)
         if key in seen:
             continue

@@ -20,8 +20,10 @@ Layout (all integers little-endian)::
 KenLM can only load a model from a path, so reading extracts the LM into a cache file
 (next to the scorer, or in the temp dir when that directory is read-only), named after
 the LM's SHA-256. It is written to a temporary name and renamed, so a reader never sees
-a half-written LM, and it is reused as long as the package holds the same LM (rewriting
-the defaults with ``lm_optimizer.py`` keeps it).
+a half-written LM, and it is reused only while its bytes equal the package's LM (they
+are compared on every read, as the package is read for its checksum anyway; a cache
+file corrupted in place is extracted again, never handed to KenLM). Rewriting the
+defaults with ``lm_optimizer.py`` keeps it.
 
 DeepSpeech 0.9's own packages (a KenLM binary followed by a vocabulary trie, see
 ds09_scorer.py) are read too: :func:`read_scorer_package` recognises them by their
@@ -32,14 +34,13 @@ is then the package itself (KenLM loads it as is).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import struct
 import tempfile
 from dataclasses import dataclass
-from typing import BinaryIO, Dict, List, Optional, Sequence, Tuple
+from typing import BinaryIO, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from absl import logging
 
@@ -480,27 +481,66 @@ def _read_lm_size(
 def _extract_lm(
     fin: BinaryIO, path: str, lm_size: int, lm_path: str, digest: "hashlib._Hash"
 ) -> None:
-    """Verify the checksum while copying the LM to ``lm_path`` (skipped if cached)."""
-    cached = os.path.isfile(lm_path) and os.path.getsize(lm_path) == lm_size
-    # The copy replaces lm_path only if the checksum below holds (an error inside
-    # the block discards it).
-    with contextlib.ExitStack() as stack:
-        fout = None if cached else stack.enter_context(atomic_write(lm_path, "wb"))
-        left = lm_size
-        while left:
-            chunk = fin.read(min(_CHUNK, left))
+    """Verify the checksum and make ``lm_path`` hold exactly the package's LM.
+
+    A cache file is reused only when its bytes equal the package's (compared while
+    the package is read for its checksum anyway): a cache file of the right size
+    but other content (a flipped byte, a partial copy) once made KenLM crash the
+    process. Otherwise the LM is copied again (atomically) into place.
+    """
+    lm_start = fin.tell()
+    cached = _same_content(fin, path, lm_size, lm_path, digest)
+    if fin.read(_DIGEST_SIZE) != digest.digest():
+        raise ScorerError(
+            f"scorer {path!r} is corrupted (checksum mismatch); download or "
+            "build it again"
+        )
+    if cached:
+        return
+    if os.path.exists(lm_path):
+        logging.warning(
+            "LM cache %s differs from the LM in %s; extracting it again", lm_path, path
+        )
+    fin.seek(lm_start)
+    with atomic_write(lm_path, "wb") as fout:
+        for chunk in _lm_chunks(fin, path, lm_size):
+            fout.write(chunk)
+    logging.info("extracted the LM of %s to %s", path, lm_path)
+    _remove_stale_extractions(lm_path)
+
+
+def _same_content(
+    fin: BinaryIO, path: str, lm_size: int, lm_path: str, digest: "hashlib._Hash"
+) -> bool:
+    """Hash the LM's ``lm_size`` bytes of ``fin``; True if ``lm_path`` holds them."""
+    try:
+        cache: Optional[BinaryIO] = open(lm_path, "rb")
+        if os.fstat(cache.fileno()).st_size != lm_size:
+            cache.close()
+            cache = None
+    except OSError:
+        cache = None
+    same = cache is not None
+    try:
+        for chunk in _lm_chunks(fin, path, lm_size):
             digest.update(chunk)
-            if fout is not None:
-                fout.write(chunk)
-            left -= len(chunk)
-        if fin.read(_DIGEST_SIZE) != digest.digest():
-            raise ScorerError(
-                f"scorer {path!r} is corrupted (checksum mismatch); download or "
-                "build it again"
-            )
-    if not cached:
-        logging.info("extracted the LM of %s to %s", path, lm_path)
-        _remove_stale_extractions(lm_path)
+            if same and cache is not None and cache.read(len(chunk)) != chunk:
+                same = False
+    finally:
+        if cache is not None:
+            cache.close()
+    return same
+
+
+def _lm_chunks(fin: BinaryIO, path: str, lm_size: int) -> Iterator[bytes]:
+    """The next ``lm_size`` bytes of ``fin`` in pieces of at most _CHUNK bytes."""
+    left = lm_size
+    while left:
+        chunk = fin.read(min(_CHUNK, left))
+        if not chunk:
+            raise _truncated(path, "LM")
+        yield chunk
+        left -= len(chunk)
 
 
 def _remove_stale_extractions(lm_path: str) -> None:

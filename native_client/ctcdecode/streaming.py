@@ -40,7 +40,10 @@ from .decoder import (
     Scorer,
     check_probs,
     collapse,
+    drop_silence,
     log_emissions,
+    register_bounded_search,
+    strip_space,
 )
 
 DEFAULT_COMMIT_INTERVAL = 50  # frames (1 s at a 20 ms step) between commit attempts
@@ -89,6 +92,7 @@ class StreamingDecoder:
         self._timesteps: List[int] = []
         self._text = ""  # text of the committed tokens (not for UTF-8 bytes)
         self._last_label = -1  # label of the last committed frame (-1: none)
+        self._after_space = True  # committed tokens are empty or end with a space
         self._score_shift = 0.0  # sum of the scores prune() subtracted
         self._finished = False
         self.n_commits = 0
@@ -163,23 +167,43 @@ class StreamingDecoder:
         return self._make(tokens, frames, confidence, score)
 
     def _collapse(self, labels: Sequence[int]) -> Tuple[List[int], List[int]]:
-        """(tokens, frames) of held-frame labels, continuing the committed path."""
-        return collapse(
+        """(tokens, frames) of held-frame labels, continuing the committed path.
+
+        With a scorer, silence spaces are dropped (decoder.drop_silence); a final
+        space stays until :meth:`_make`.
+        """
+        tokens, frames = collapse(
             labels, self.alphabet.blank_index, self._last_label, self._origin
         )
+        if self._lexicon:
+            tokens, frames, _ = drop_silence(
+                tokens, frames, self.alphabet.space_index, self._after_space
+            )
+        return tokens, frames
 
     def _make(
         self, tokens: List[int], frames: List[int], confidence: float, score: float
     ) -> DecodeResult:
+        """The result of the committed tokens plus held ``tokens``.
+
+        With a scorer, without a final space.
+        """
+        all_tokens, all_frames = self._tokens + tokens, self._timesteps + frames
+        if self._lexicon:
+            all_tokens, all_frames = strip_space(
+                all_tokens, all_frames, self.alphabet.space_index
+            )
         if isinstance(self.alphabet, UTF8Alphabet):
-            text = self.alphabet.decode(self._tokens + tokens)
+            text = self.alphabet.decode(all_tokens)
         else:
             text = self._text + self.alphabet.decode(tokens)
+            if len(all_tokens) < len(self._tokens) + len(tokens):
+                text = text[:-1]  # the final space (" ", one character)
         return DecodeResult(
             confidence=float(confidence),
             text=text,
-            tokens=tuple(self._tokens + tokens),
-            timesteps=tuple(self._timesteps + frames),
+            tokens=tuple(all_tokens),
+            timesteps=tuple(all_frames),
             score=float(score) + self._score_shift,
         )
 
@@ -198,9 +222,14 @@ class StreamingDecoder:
             path = hyp.tokens
             end = len(path) if n_labels is None else n_labels + 1
             tokens, frames = self._collapse(path[1:end])
-            if tuple(tokens) in seen:
+            if self._lexicon:
+                tokens, frames = strip_space(
+                    tokens, frames, self.alphabet.space_index
+                )  # a final space is no distinct hypothesis
+            key = tuple(tokens)
+            if key in seen:
                 continue
-            seen.add(tuple(tokens))
+            seen.add(key)
             out.append(self._make(tokens, frames, hyp.emittingModelScore, hyp.score))
             if len(out) == num_results:
                 break
@@ -237,8 +266,32 @@ class StreamingDecoder:
         tokens, frames = collapse(
             labels, self.alphabet.blank_index, self._last_label, self._origin
         )
+        if self._lexicon:
+            tokens, frames, self._after_space = drop_silence(
+                tokens, frames, self.alphabet.space_index, self._after_space
+            )
         self._tokens += tokens
         self._timesteps += frames
         if not isinstance(self.alphabet, UTF8Alphabet):
             self._text += self.alphabet.decode(tokens)
         self._last_label = labels[-1]
+
+
+def bounded_search(search: BeamSearch, probs: np.ndarray) -> List[DecodeResult]:
+    """``search.decode(probs)`` of a long utterance, with bounded history.
+
+    flashlight keeps every frame's hypotheses until a search ends: 5 GB for 10
+    minutes at beam 50. Fed ``commit_interval`` frames at a time, a
+    :class:`StreamingDecoder` commits the frames all hypotheses agree on and frees
+    them, so memory stays bounded whatever the length (decoder.py, Memory).
+    """
+    decoder = StreamingDecoder(
+        search.alphabet, search.options, search.scorer, search.hot_words
+    )
+    step = decoder.commit_interval
+    for start in range(0, len(probs), step):
+        decoder.feed(probs[start : start + step])
+    return decoder.finish()
+
+
+register_bounded_search(bounded_search)

@@ -2,8 +2,11 @@
 
 A TFLite interpreter is not thread-safe, so each call checks one out of a pool and
 returns it afterwards; threads that run at the same time get their own interpreter
-(created on demand, reused later). Signatures are described in util/export.py and
-doc/EXPORT.rst.
+(created on demand, reused later), up to ``max_interpreters`` (default: one per CPU
+core). Each interpreter holds its own repacked weights and working memory, so the
+pool's memory is bounded by that number; further threads wait for a free one.
+:meth:`TFLiteModel.release_idle` frees the idle ones. Signatures are described in
+util/export.py and doc/EXPORT.rst.
 """
 
 from __future__ import annotations
@@ -44,7 +47,17 @@ class TFLiteModel:
     TFLite model), DS_ERR_MODEL_INCOMPATIBLE (no metadata, another format version).
     """
 
-    def __init__(self, path: str, num_threads: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        num_threads: Optional[int] = None,
+        max_interpreters: Optional[int] = None,
+    ) -> None:
+        if max_interpreters is not None and max_interpreters < 1:
+            raise DeepSpeechError(
+                "DS_ERR_FAIL_INTERPRETER",
+                f"max_interpreters must be >= 1, got {max_interpreters}",
+            )
         if not os.path.isfile(path):
             raise DeepSpeechError("DS_ERR_NO_MODEL", f"model file {path!r} not found")
         with open(path, "rb") as f:
@@ -52,6 +65,9 @@ class TFLiteModel:
         self._num_threads = num_threads
         self._idle: List[_Slot] = []
         self._lock = threading.Lock()
+        self.max_interpreters = max_interpreters or os.cpu_count() or 1
+        self._free = threading.BoundedSemaphore(self.max_interpreters)
+        self.n_created = 1  # interpreters created so far (tests, benchmarks)
         try:
             slot = _Slot(self._blob, num_threads)
         except (ValueError, RuntimeError) as err:
@@ -67,6 +83,7 @@ class TFLiteModel:
                 "DeepSpeech.py --export_tflite",
             )
         self.has_stream = "stream" in signatures
+        self.has_chunks = {"chunk_backward", "chunk_forward"} <= set(signatures)
         raw = slot.run("metadata", {})["metadata"]
         self.metadata: Dict[str, Any] = json.loads(bytes(np.asarray(raw).item()))
         version = self.metadata.get("format_version")
@@ -84,15 +101,23 @@ class TFLiteModel:
 
     @contextlib.contextmanager
     def _slot(self) -> Iterator[_Slot]:
-        with self._lock:
-            slot = self._idle.pop() if self._idle else None
-        if slot is None:
-            slot = _Slot(self._blob, self._num_threads)
-        try:
-            yield slot
-        finally:
+        with self._free:  # at most max_interpreters in use
             with self._lock:
-                self._idle.append(slot)
+                slot = self._idle.pop() if self._idle else None
+            if slot is None:
+                slot = _Slot(self._blob, self._num_threads)
+                with self._lock:
+                    self.n_created += 1
+            try:
+                yield slot
+            finally:
+                with self._lock:
+                    self._idle.append(slot)
+
+    def release_idle(self) -> None:
+        """Drop the interpreters not in use (later calls create new ones)."""
+        with self._lock:
+            self._idle.clear()
 
     def run(self, key: str, **inputs: np.ndarray) -> Dict[str, np.ndarray]:
         """Run signature ``key``; inputs and outputs as in util/export.py."""

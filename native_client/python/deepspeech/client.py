@@ -11,6 +11,12 @@ indented ``{"transcripts": [{"confidence", "words": [{"word", "start_time",
 transcript, candidates, and with ``--word_timings`` word start/end times);
 ``--word_timings`` alone prints ``word[start-end]`` text.
 
+Bad input never stops a run: a file that cannot be read (missing, empty, not audio)
+is reported on stderr (with ``--jsonl`` also as ``{"file": ..., "error": ...}``) and
+skipped; the others are transcribed. Exit status (doc/USING.rst): 0 every file
+transcribed, 1 an error before transcribing (model, scorer, no audio files), 2 an
+invalid option, 3 some files skipped.
+
 Several files use every core (``--threads``, default one per core): threads read the
 files and run the model (the TFLite interpreter releases the GIL while it runs, one
 single-threaded interpreter per thread), and a pool of as many processes runs the beam
@@ -24,22 +30,42 @@ import argparse
 import concurrent.futures
 import itertools
 import json
+import math
 import os
 import sys
 import time
 import warnings
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-import numpy as np
-
 from . import __version__, _decoding
-from .audio import read_audio
+from .audio import AudioError, read_audio
 from .errors import DeepSpeechError
 from .metadata import Metadata
 from .model import Model
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus")
 BATCH_FILES = 8  # files per beam search batch (output appears batch by batch)
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SKIPPED = 0, 1, 2, 3  # module docstring
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,9 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="exported .tflite model")
     p.add_argument("--scorer", help="external scorer (.scorer package)")
     p.add_argument("--audio", nargs="+", help="audio files or directories")
-    p.add_argument("--beam_width", type=int, help="beam width (default: the model's)")
-    p.add_argument("--lm_alpha", type=float, help="LM weight (default: the scorer's)")
-    p.add_argument("--lm_beta", type=float, help="word bonus (default: the scorer's)")
+    p.add_argument("--beam_width", type=_positive_int,
+                   help="beam width (default: the model's)")  # fmt: skip
+    p.add_argument("--lm_alpha", type=_finite_float,
+                   help="LM weight (default: the scorer's)")  # fmt: skip
+    p.add_argument("--lm_beta", type=_finite_float,
+                   help="word bonus (default: the scorer's)")  # fmt: skip
     p.add_argument("--hot_words", help="word:boost[,word:boost...] (needs --scorer)")
     p.add_argument(
         "--json",
@@ -60,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--candidate_transcripts",
-        type=int,
+        type=_positive_int,
         default=3,
         help="with --json/--jsonl: number of candidates",
     )
@@ -78,9 +107,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--word_timings", action="store_true",
                    help="word start/end times: word[start-end] text, or 'words' "
                         "in --jsonl objects")  # fmt: skip
-    p.add_argument("--stream", type=int, metavar="CHUNK",
+    p.add_argument("--stream", type=_positive_int, metavar="CHUNK",
                    help="feed the audio in chunks of CHUNK samples")  # fmt: skip
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=_positive_int, default=None,
                    help="files in parallel: model threads and beam search "
                         "processes (default: CPU cores)")  # fmt: skip
     p.add_argument("--version", action="store_true", help="print the version and exit")
@@ -88,14 +117,26 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _files(paths: Sequence[str]) -> List[str]:
+    """Files to transcribe, in order: each path, or a directory's audio files.
+
+    Raises ValueError for a directory without audio files; a missing file is
+    returned as it is and reported when it is read.
+    """
     out: List[str] = []
     for path in paths:
         if os.path.isdir(path):
-            for root, _, names in sorted(os.walk(path)):
-                out += [
-                    os.path.join(root, n) for n in sorted(names)
-                    if n.lower().endswith(AUDIO_EXTENSIONS)
-                ]  # fmt: skip
+            found = [
+                os.path.join(root, n)
+                for root, _, names in sorted(os.walk(path))
+                for n in sorted(names)
+                if n.lower().endswith(AUDIO_EXTENSIONS)
+            ]
+            if not found:
+                raise ValueError(
+                    f"--audio: directory {path!r} holds no audio files (looked for "
+                    f"{', '.join(AUDIO_EXTENSIONS)} in it and below)"
+                )
+            out += found
         else:
             out.append(path)
     return out
@@ -116,8 +157,11 @@ def _n_results(args: argparse.Namespace) -> int:
 
 
 def _transcribe(model: Model, path: str, args: argparse.Namespace) -> Dict[str, Any]:
-    """One file, start to end, in the calling thread."""
-    audio, duration = read_audio(path, model.sampleRate())
+    """One file, start to end, in the calling thread (a skip record if unreadable)."""
+    try:
+        audio, duration = read_audio(path, model.sampleRate())
+    except AudioError as err:
+        return _skipped(path, err)
     if args.stream:
         stream = model.createStream()
         for start in range(0, len(audio), args.stream):
@@ -128,9 +172,13 @@ def _transcribe(model: Model, path: str, args: argparse.Namespace) -> Dict[str, 
     return _result(path, duration, meta)
 
 
-def _probabilities(model: Model, path: str) -> Tuple[str, float, np.ndarray]:
-    """(path, duration s, probs float32 [T, n_classes]) of one file."""
-    audio, duration = read_audio(path, model.sampleRate())
+def _probabilities(model: Model, path: str) -> Tuple[str, float, Any]:
+    """(path, duration s, probs float32 [T, n_classes]) of one file, or
+    (path, 0, AudioError) when it cannot be read."""
+    try:
+        audio, duration = read_audio(path, model.sampleRate())
+    except AudioError as err:
+        return path, 0.0, err
     return path, duration, model.probabilities(audio)
 
 
@@ -143,7 +191,10 @@ def _batches(items: Iterable[Any], size: int) -> Iterator[List[Any]]:
 def _transcribe_all(
     model: Model, files: Sequence[str], args: argparse.Namespace, workers: int
 ) -> Iterator[Dict[str, Any]]:
-    """Results of ``files`` in input order, using ``workers`` threads and processes."""
+    """Results of ``files`` in input order, using ``workers`` threads and processes.
+
+    An unreadable file gives a skip record (``"error"``) in its place.
+    """
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         if args.stream or workers == 1:
             yield from pool.map(lambda f: _transcribe(model, f, args), files)
@@ -155,12 +206,19 @@ def _transcribe_all(
         with decoder:
             loaded = pool.map(lambda f: _probabilities(model, f), files)
             for batch in _batches(loaded, BATCH_FILES):
-                decoded = _decoding.decode_batch(
-                    decoder, [probs for _, _, probs in batch], model.alphabet,
-                    model._frame_s,
-                )  # fmt: skip
-                for (path, duration, _), candidates in zip(batch, decoded):
-                    yield _result(path, duration, Metadata(tuple(candidates)))
+                good = [item for item in batch if not isinstance(item[2], Exception)]
+                decoded = iter(
+                    _decoding.decode_batch(
+                        decoder, [probs for _, _, probs in good], model.alphabet,
+                        model._frame_s,
+                    )  # fmt: skip
+                )
+                for path, duration, probs in batch:
+                    if isinstance(probs, Exception):
+                        yield _skipped(path, probs)
+                    else:
+                        meta = Metadata(tuple(next(decoded)))
+                        yield _result(path, duration, meta)
 
 
 def _result(path: str, duration: float, meta: Metadata) -> Dict[str, Any]:
@@ -214,6 +272,10 @@ def upstream_json(meta: Metadata) -> str:
     )
 
 
+def _skipped(path: str, err: Exception) -> Dict[str, Any]:
+    return {"file": path, "error": str(err)}
+
+
 def _format(result: Dict[str, Any], args: argparse.Namespace, several: bool) -> str:
     meta = result.pop("metadata")
     if args.extended:  # 0.9: the transcript rebuilt from the first candidate's tokens
@@ -238,12 +300,19 @@ def _prefixed(result: Dict[str, Any], text: str, several: bool) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _parser().parse_args(argv)
+    """Run the command; returns the exit status (module docstring).
+
+    An invalid option exits with status 2 (argparse's SystemExit).
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.version:
         print(f"deepspeech {__version__}")
-        return 0
+        return EXIT_OK
     if not args.model or not args.audio:
-        _parser().error("--model and --audio are required")
+        parser.error("--model and --audio are required")
+    if (args.lm_alpha is not None or args.lm_beta is not None) and not args.scorer:
+        parser.error("--lm_alpha and --lm_beta need --scorer")
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         return _run(args)
@@ -259,7 +328,10 @@ def _run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         files = _files(args.audio)
         workers = max(1, min(args.threads or os.cpu_count() or 1, len(files)))
-        model = Model(args.model, num_threads=1 if workers > 1 else None)
+        model = Model(
+            args.model, num_threads=1 if workers > 1 else None,
+            max_interpreters=workers,
+        )  # fmt: skip
         if args.beam_width:
             model.setBeamWidth(args.beam_width)
         if args.scorer:
@@ -272,13 +344,27 @@ def _run(args: argparse.Namespace) -> int:
                 )
         _hot_words(model, args.hot_words)
         print(f"Loaded model in {time.perf_counter() - start:.3f}s.", file=sys.stderr)
+        skipped = 0
         for result in _transcribe_all(model, files, args, workers):
+            if "error" in result:
+                skipped += 1
+                print(f"deepspeech: skipped: {result['error']}", file=sys.stderr)
+                if args.jsonl:
+                    print(json.dumps(result, ensure_ascii=False), flush=True)
+                continue
             print(_format(result, args, len(files) > 1), flush=True)
     except (DeepSpeechError, ValueError, OSError, RuntimeError) as err:
-        # RuntimeError: libsndfile's errors (an unreadable or missing audio file)
+        # RuntimeError: the TFLite runtime's errors (unreadable audio files are skipped)
         print(f"deepspeech: error: {err}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_ERROR
+    if skipped:
+        print(
+            f"deepspeech: {skipped} of {len(files)} files skipped (see above); "
+            f"{len(files) - skipped} transcribed",
+            file=sys.stderr,
+        )
+        return EXIT_SKIPPED
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ call and, for a stream, once at ``createStream`` (as DeepSpeech's native client 
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -34,6 +35,14 @@ from .errors import DeepSpeechError
 from .metadata import CandidateTranscript, Metadata
 
 STREAM_STEPS = 16  # output frames per ``stream`` call (DeepSpeech's n_steps default)
+# Output frames per model call when a whole file is transcribed (Model.probabilities;
+# ``stream`` for a unidirectional model, ``chunk_*`` for a bidirectional one). The
+# exported LSTM loop costs O(m^2) in the frames m of one call (TFLite lowers its
+# TensorArray to a slice + concatenation per step), so the whole-file signature is
+# quadratic in the audio length; fixed-size chunks with carried state are linear.
+# 32-64 were the fastest sizes measured (n_hidden 256).
+WHOLE_FILE_STEPS = 64
+FEATURE_CHUNK_FRAMES = 3000  # feature frames computed per call (60 s of audio)
 
 
 class Model:
@@ -42,14 +51,22 @@ class Model:
     Args:
         model_path: a ``.tflite`` file written by ``DeepSpeech.py --export_tflite``.
         num_threads: TFLite threads per inference call (None: the runtime's default).
+        max_interpreters: most TFLite interpreters kept for threads that run at the
+            same time (each holds its own copy of the repacked weights and working
+            memory); further threads wait for a free one. None: one per CPU core.
 
     Raises:
         DeepSpeechError: DS_ERR_NO_MODEL, DS_ERR_FAIL_INTERPRETER,
             DS_ERR_MODEL_INCOMPATIBLE or DS_ERR_INVALID_ALPHABET.
     """
 
-    def __init__(self, model_path: str, num_threads: Optional[int] = None) -> None:
-        self._tflite = TFLiteModel(model_path, num_threads)
+    def __init__(
+        self,
+        model_path: str,
+        num_threads: Optional[int] = None,
+        max_interpreters: Optional[int] = None,
+    ) -> None:
+        self._tflite = TFLiteModel(model_path, num_threads, max_interpreters)
         meta = self._tflite.metadata
         try:
             self._alphabet = _decoding.Alphabet.from_symbols(meta["alphabet"])
@@ -127,6 +144,11 @@ class Model:
 
     def setScorerAlphaBeta(self, alpha: float, beta: float) -> int:
         """LM weight alpha and word bonus beta (nats); needs an enabled scorer."""
+        if not (math.isfinite(alpha) and math.isfinite(beta)):
+            raise DeepSpeechError(
+                "DS_ERR_INVALID_SCORER",
+                f"alpha and beta must be finite numbers, got {alpha!r} and {beta!r}",
+            )
         with self._lock:
             if self._scorer is None:
                 raise DeepSpeechError("DS_ERR_SCORER_NOT_ENABLED", "no scorer enabled")
@@ -170,17 +192,87 @@ class Model:
         return self._metadata(self.probabilities(audio_buffer), num_results)
 
     def probabilities(self, audio_buffer: np.ndarray) -> np.ndarray:
-        """Model output for int16 audio [n]: float32 [T, n_classes] (no decoding)."""
+        """Model output for int16 audio [n]: float32 [T, n_classes] (no decoding).
+
+        A unidirectional model runs as a stream internally (:data:`WHOLE_FILE_STEPS`
+        frames per call, state carried, zero look-ahead at both ends as the
+        whole-file signature pads), so time and memory grow linearly with the audio.
+        """
         audio = check_audio(audio_buffer)
         if len(audio) < self._win_len:
             return np.zeros((0, self._alphabet.n_classes), np.float32)
+        if self.streams_natively:
+            return self._streamed_probs(self._whole_features(audio))
+        if self._tflite.has_chunks:
+            return self._chunked_bidirectional_probs(self._whole_features(audio))
+        # an export older than the chunk signatures: cost grows as T^2
         return self._tflite.run("probabilities", samples=audio)["probs"]
+
+    def _chunk_windows(self, features: np.ndarray) -> List[Tuple[int, np.ndarray]]:
+        """(first frame, feature window) of each WHOLE_FILE_STEPS-frame chunk.
+
+        Windows reach ``n_context`` frames beyond the chunk on both sides; zero frames
+        stand in beyond the ends, as the whole-file signature's padding.
+        """
+        n_context = int(self._tflite.metadata["model"]["n_context"])
+        pad = np.zeros((n_context, features.shape[1]), np.float32)
+        frames = np.concatenate([pad, features, pad])
+        return [
+            (start, frames[start : start + WHOLE_FILE_STEPS + 2 * n_context])
+            for start in range(0, len(features), WHOLE_FILE_STEPS)
+        ]
+
+    def _zero_state(self) -> Tuple[np.ndarray, np.ndarray]:
+        n_hidden = int(self._tflite.metadata["model"]["n_hidden"])
+        return (np.zeros(n_hidden, np.float32),) * 2
+
+    def _streamed_probs(self, features: np.ndarray) -> np.ndarray:
+        """probs [T, C] of features [T, n_mfcc] of a whole utterance, chunk by chunk."""
+        probs = np.empty((len(features), self._alphabet.n_classes), np.float32)
+        state = self._zero_state()
+        for start, window in self._chunk_windows(features):
+            chunk, state = self._stream_step(window, state)
+            probs[start : start + len(chunk)] = chunk
+        return probs
+
+    def _chunked_bidirectional_probs(self, features: np.ndarray) -> np.ndarray:
+        """As :meth:`_streamed_probs` for a bidirectional model: two passes.
+
+        The backward LSTM runs over the chunks from last to first, keeping its
+        outputs (float32 [T, n_hidden]: memory linear in T); then the forward LSTM
+        and layers 5-6 run first to last (util/export.py ``chunk_*`` signatures).
+        """
+        windows = self._chunk_windows(features)
+        n_hidden = int(self._tflite.metadata["model"]["n_hidden"])
+        hs_bw = np.empty((len(features), n_hidden), np.float32)
+        h, c = self._zero_state()
+        for start, window in reversed(windows):
+            out = self._tflite.run(
+                "chunk_backward", features=window, state_h=h, state_c=c
+            )
+            hs_bw[start : start + len(out["hs"])] = out["hs"]
+            h, c = out["state_h"], out["state_c"]
+        probs = np.empty((len(features), self._alphabet.n_classes), np.float32)
+        h, c = self._zero_state()
+        for start, window in windows:
+            n = min(WHOLE_FILE_STEPS, len(features) - start)
+            out = self._tflite.run(
+                "chunk_forward", features=window, hs_bw=hs_bw[start : start + n],
+                state_h=h, state_c=c,
+            )  # fmt: skip
+            probs[start : start + n] = out["probs"]
+            h, c = out["state_h"], out["state_c"]
+        return probs
 
     def createStream(self) -> "Stream":
         return Stream(self)
 
     def freeModel(self) -> None:
-        """Kept for DeepSpeech 0.9 code; the model is freed with the object."""
+        """Release the idle TFLite interpreters now (DeepSpeech 0.9's name).
+
+        The model stays usable: a later call creates an interpreter again.
+        """
+        self._tflite.release_idle()
 
     # --- shared by Stream and the CLI -------------------------------------------
     def _settings(self) -> _decoding.DecoderSettings:
@@ -204,6 +296,22 @@ class Model:
         return Metadata(
             tuple(_decoding.candidates(results, self._alphabet, self._frame_s))
         )
+
+    def _whole_features(self, audio: np.ndarray) -> np.ndarray:
+        """float32 [T, n_mfcc] of all of ``audio``, FEATURE_CHUNK_FRAMES at a time.
+
+        A frame depends only on its own window, so pieces of audio that overlap by
+        ``win_len - win_step`` samples give the whole file's frames, while the
+        spectrogram's working memory stays that of one piece.
+        """
+        n_frames = 1 + (len(audio) - self._win_len) // self._win_step
+        out = np.empty((n_frames, self._n_mfcc), np.float32)
+        for first in range(0, n_frames, FEATURE_CHUNK_FRAMES):
+            start = first * self._win_step
+            stop = start + (FEATURE_CHUNK_FRAMES - 1) * self._win_step + self._win_len
+            features, _ = self._features(audio[start:stop])
+            out[first : first + len(features)] = features
+        return out
 
     def _features(self, audio: np.ndarray) -> Tuple[np.ndarray, int]:
         """Feature frames of the complete windows in ``audio``, and samples consumed.
