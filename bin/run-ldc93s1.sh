@@ -35,13 +35,15 @@ bash data/lm/build_kenlm.sh
   --vocab "$OUT_DIR/lm/vocab-$LM_TOP_K.txt" \
   --package "$OUT_DIR/kenlm.scorer"
 
+# --max_epochs: a re-run after an interruption resumes up to this total (--epochs
+# alone means this many more, DeepSpeech 0.9's meaning).
 "$PY" -u DeepSpeech.py \
   --train_files "$OUT_DIR/ldc93s1.csv" \
   --test_files "$OUT_DIR/ldc93s1.csv" \
   --train_batch_size 1 \
   --test_batch_size 1 \
   --n_hidden "$N_HIDDEN" \
-  --epochs "$EPOCHS" \
+  --epochs "$EPOCHS" --max_epochs "$EPOCHS" \
   --learning_rate "$LEARNING_RATE" \
   --dropout_rate "$DROPOUT_RATE" \
   --checkpoint_dir "$OUT_DIR/checkpoints" \

@@ -34,6 +34,8 @@ WORKERS=${WORKERS:-$(nproc)}               # conversion processes
   --alphabet data/alphabet.txt --filter_alphabet
 
 # 2. Train and 3. test (the test phase runs after training in the same command).
+# --max_epochs: a re-run after an interruption resumes up to this total (--epochs
+# alone means this many more, DeepSpeech 0.9's meaning).
 "$PY" -u DeepSpeech.py \
   --train_files "$DATA_DIR/librivox-train-clean-100.csv,$DATA_DIR/librivox-train-clean-360.csv" \
   --dev_files "$DATA_DIR/librivox-dev-clean.csv" \
@@ -43,7 +45,7 @@ WORKERS=${WORKERS:-$(nproc)}               # conversion processes
   --test_batch_size "$BATCH_SIZE" \
   --limit_train "$LIMIT" --limit_dev "$LIMIT" --limit_test "$LIMIT" \
   --n_hidden "$N_HIDDEN" \
-  --epochs "$EPOCHS" \
+  --epochs "$EPOCHS" --max_epochs "$EPOCHS" \
   --learning_rate "$LEARNING_RATE" \
   --dropout_rate "$DROPOUT_RATE" \
   --early_stop --es_epochs 5 \

@@ -41,13 +41,15 @@ bash data/lm/build_kenlm.sh
 # [scorer-end]
 
 # [train]
+# --max_epochs: a re-run after an interruption resumes up to this total (--epochs
+# alone means this many more, DeepSpeech 0.9's meaning).
 "$PY" -u DeepSpeech.py \
   --train_files "$OUT/data/train.csv" --dev_files "$OUT/data/dev.csv" \
   --checkpoint_dir "$OUT/checkpoints" --summary_dir "$OUT/summaries" \
   --feature_cache "$OUT/feature_cache" \
   --n_hidden "$N_HIDDEN" --dropout_rate 0.2 \
   --train_batch_size 4 --dev_batch_size 4 --learning_rate 0.001 \
-  --epochs "$EPOCHS" --early_stop --es_epochs 30 \
+  --epochs "$EPOCHS" --max_epochs "$EPOCHS" --early_stop --es_epochs 30 \
   --reduce_lr_on_plateau --plateau_epochs 15 \
   --show_progressbar=false "$@"
 # [train-end]

@@ -33,6 +33,8 @@ bash data/lm/build_kenlm.sh
   --vocab "$OUT_DIR/lm/vocab-1000.txt" \
   --package "$OUT_DIR/kenlm.scorer"
 
+# --max_epochs: a re-run after an interruption resumes up to this total (--epochs
+# alone means this many more, DeepSpeech 0.9's meaning).
 "$PY" -u DeepSpeech.py \
   --train_files "$DATA/train.csv" \
   --dev_files "$DATA/dev.csv" \
@@ -42,7 +44,7 @@ bash data/lm/build_kenlm.sh
   --dev_batch_size 3 \
   --test_batch_size 3 \
   --n_hidden 64 \
-  --epochs 200 \
+  --epochs 200 --max_epochs 200 \
   --learning_rate 0.003 \
   --dropout_rate 0.1 \
   --early_stop \
