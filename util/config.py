@@ -496,7 +496,7 @@ DS09_IGNORED: Dict[str, Tuple[Any, str]] = {
         "the exported model transcribes one utterance per call, like 0.9's TFLite "
         "export; the deepspeech client batches files itself",
     ),
-    "n_trials": (2400, "only lm_optimizer.py uses it"),
+    "n_trials": (100, "only lm_optimizer.py uses it"),
     "lm_alpha_max": (5.0, "only lm_optimizer.py uses it"),
     "lm_beta_max": (5.0, "only lm_optimizer.py uses it"),
 }

@@ -759,7 +759,7 @@ def _define_ds09_flags(flag_values: flags.FlagValues) -> None:
     # sphinx-doc: ds09_lm_optimizer_flags_start
     F.DEFINE_integer(
         "n_trials",
-        2400,
+        100,
         "lm_optimizer.py: number of optuna trials (alpha/beta pairs tried); each costs one beam search over --test_files, and the printed seconds per trial tell the cost (DeepSpeech 0.9: 2400)",
         lower_bound=1,
         flag_values=flag_values,
