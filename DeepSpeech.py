@@ -1,11 +1,9 @@
 #!/usr/bin/env python3
 """DeepSpeech training CLI: flags -> Config once -> train / test / export / one-shot.
 
-    python DeepSpeech.py --train_files train.csv --dev_files dev.csv \
-        --test_files test.csv --checkpoint_dir ckpt --export_dir model
-
-The edge: parses flags, builds the frozen Config, prints reports and turns errors into
-exit codes. Everything else lives in util/.
+The edge: parses flags, builds the frozen Config, turns signals into a stop request,
+prints reports and turns errors into exit codes (doc/TRAINING.rst, "Exit status").
+Everything else lives in util/. Users see ``USAGE``, never this docstring.
 """
 
 import os
@@ -20,6 +18,20 @@ from util import flags as ds_flags  # noqa: E402
 ds_flags.define_flags()
 FLAGS = flags.FLAGS
 ABSL_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR}
+USAGE = """usage: python DeepSpeech.py [flags]
+
+Train, test and export a DeepSpeech model, e.g.
+
+  python DeepSpeech.py --train_files train.csv --dev_files dev.csv \\
+      --test_files test.csv --checkpoint_dir ckpt --export_dir model
+
+Ctrl-C (or SIGTERM) stops training at the next batch and saves a checkpoint; the same
+command resumes. Docs: doc/TRAINING.rst. --helpfull adds the logging library's flags.
+"""
+HELP_ARGS = {"-h", "-?", "--help", "-help", "--helpshort", "-helpshort"}
+HELPFULL_ARGS = {"--helpfull", "-helpfull"}
+EXIT_USAGE = 2  # bad flags (argparse's convention)
+EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}  # 128 + signal number, as the shell
 
 
 def run(cfg, notify_urls=()) -> None:
@@ -28,19 +40,27 @@ def run(cfg, notify_urls=()) -> None:
     ``notify_urls``: --notify, kept out of cfg (they may hold tokens; util/notify.py).
     """
     from ctcdecode import Alphabet
-    from util import devices, distributed
+    from util import devices, distributed, preflight
 
     cfg = devices.configure(cfg)  # threads, GPU memory growth, --train_cudnn auto
-    # The strategy comes first: a cluster's collectives need an uninitialised TF.
     cluster = distributed.tf_config(cfg.cluster, os.environ)
-    strategy = distributed.make_strategy(cluster=cluster, timeouts=cfg.cluster)
     chief = distributed.is_chief(cluster)
-    alphabet = Alphabet(cfg.data.alphabet_config_path)
-    if cfg.data.train_files:
-        cfg = _train(cfg, alphabet, strategy, cluster, chief, notify_urls)
     evaluating = cfg.data.test_files or cfg.export.export_dir or cfg.eval.one_shot_infer
+    if chief:  # only the chief writes; check where, before any work
+        preflight.check_outputs(cfg, bool(cfg.data.train_files), bool(evaluating))
+    # The strategy comes first: a cluster's collectives need an uninitialised TF.
+    strategy = distributed.make_strategy(cluster=cluster, timeouts=cfg.cluster)
+    alphabet = Alphabet(cfg.data.alphabet_config_path)
+    result = None
+    if cfg.data.train_files:
+        cfg, result = _train(cfg, alphabet, strategy, cluster, chief, notify_urls)
+    tests = []
     if chief and evaluating:  # testing, exporting and inferring are the chief's alone
-        _test_export_infer(cfg, alphabet)
+        tests = _test_export_infer(cfg, alphabet)
+    if chief and result is not None and not result.already_finished:
+        from util.training import format_summary
+
+        print(format_summary(result, tests, cfg.export.export_dir), flush=True)
 
 
 def _train(cfg, alphabet, strategy, cluster, chief, notify_urls=()):
@@ -60,7 +80,9 @@ def _train(cfg, alphabet, strategy, cluster, chief, notify_urls=()):
     session = training.build_session(cfg, alphabet, strategy, is_chief=chief)
     try:
         with notify.training_events(notify_urls if chief else (), cfg) as events:
-            events.finished(training.train(session, on_epoch=events.epoch))
+            with training.stop_on_signals() as stop:
+                result = training.train(session, stop, on_epoch=events.epoch)
+            events.finished(result)
     except tf.errors.OpError as err:
         if cluster is None:
             raise
@@ -76,10 +98,10 @@ def _train(cfg, alphabet, strategy, cluster, chief, notify_urls=()):
     checkpoint = dataclasses.replace(
         cfg.checkpoint, load_checkpoint_dir=cfg.checkpoint.save_checkpoint_dir
     )
-    return dataclasses.replace(cfg, checkpoint=checkpoint)
+    return dataclasses.replace(cfg, checkpoint=checkpoint), result
 
 
-def _test_export_infer(cfg, alphabet) -> None:
+def _test_export_infer(cfg, alphabet):
     """From the checkpoint, with the geometry and alphabet stored beside it."""
     from util import (
         checkpoints,
@@ -93,6 +115,7 @@ def _test_export_infer(cfg, alphabet) -> None:
     cfg, alphabet = checkpoints.as_trained(cfg, alphabet)
     session = training.build_session(cfg, alphabet, distributed.make_strategy([]))
     session.checkpoints.restore_for_evaluation()
+    tests = []
     if cfg.data.test_files:
         sets = training.load_sets(
             cfg.data.test_files, cfg, alphabet, cfg.data.limit_test
@@ -104,6 +127,8 @@ def _test_export_infer(cfg, alphabet) -> None:
             )
         if cfg.eval.test_output_file:
             evaluate_tools.write_results_json(cfg.eval.test_output_file, reports)
+        tests = [(r.name, r.wer, r.cer) for r in reports]
+        _log_test_scalars(cfg, session, tests)
     if cfg.export.export_dir:
         export.prepare_export_dir(cfg.export)
         export.export_saved_model(session.model, cfg, alphabet)
@@ -115,6 +140,20 @@ def _test_export_infer(cfg, alphabet) -> None:
     if cfg.eval.one_shot_infer:
         infer = cfg.eval.one_shot_infer
         print(evaluate.transcribe_file(session.steps, infer, cfg, alphabet))
+    return tests
+
+
+def _log_test_scalars(cfg, session, tests) -> None:
+    """Test WER/CER per set into TensorBoard, at the checkpoint's global step."""
+    from util.training import Summaries, set_tags
+
+    summaries = Summaries(cfg.train.summary_dir)
+    step = int(session.state.global_step.numpy())
+    for (_, wer, cer), tag in zip(tests, set_tags([t[0] for t in tests])):
+        summaries.add("test", f"wer/{tag}", wer, step)
+        summaries.add("test", f"cer/{tag}", cer, step)
+    summaries.flush()
+    summaries.close()
 
 
 def _quiet_tensorflow_info(record) -> bool:
@@ -129,41 +168,78 @@ def main(argv) -> int:
     logging.set_verbosity(ABSL_LEVELS[FLAGS.log_level])
     if FLAGS.log_level > 0:
         logging.get_absl_handler().addFilter(_quiet_tensorflow_info)
+    from util.checkpoints import CheckpointError
     from util.config import Config, ds09_warnings
     from util.distributed import ClusterFailureError
+    from util.preflight import OutputLocationError
+    from util.training import TrainingInterrupted
 
     values = FLAGS.flag_values_dict()
     try:
         cfg = Config.from_flags(values)
     except ValueError as err:
-        raise app.UsageError(str(err))
+        return _usage_error(str(err))
     for warning in ds09_warnings(values):
         logging.warning("%s", warning)
     if cfg.export.export_tflite and not cfg.export.export_dir:
-        raise app.UsageError("--export_tflite needs --export_dir")
+        return _usage_error("--export_tflite needs --export_dir")
     if not (
         cfg.data.train_files
         or cfg.data.test_files
         or cfg.export.export_dir
         or cfg.eval.one_shot_infer
     ):
-        raise app.UsageError(
+        return _usage_error(
             "nothing to do: give --train_files, --test_files, --export_dir or "
             "--one_shot_infer"
         )
     try:
         run(cfg, tuple(FLAGS.notify))
-    except ClusterFailureError as err:
+    except (ClusterFailureError, CheckpointError, OutputLocationError) as err:
         logging.error("%s", err)
         return 1
     except (ValueError, FileNotFoundError, OSError) as err:
         logging.error("%s: %s", type(err).__name__, err)
         return 1
+    except TrainingInterrupted as stop:
+        saved = f"saved {stop.checkpoint}" if stop.checkpoint else "nothing new to save"
+        logging.warning(
+            "%s: training stopped in epoch %d after batch %d; %s. Re-run the same "
+            "command to resume",
+            stop.reason, stop.epoch, stop.step, saved,
+        )  # fmt: skip
+        return EXIT_SIGNAL.get(stop.reason, 1)
     except KeyboardInterrupt:
         logging.warning("interrupted: the last checkpoint is kept; re-run to resume")
         return 130
     return 0
 
 
+def _usage_error(message: str) -> int:
+    """The error and a hint, without absl's usage dump (the module docstring)."""
+    sys.stderr.write(
+        f"DeepSpeech.py: error: {message}\n"
+        "Run `python DeepSpeech.py --help` to list the flags.\n"
+    )
+    return EXIT_USAGE
+
+
+def _parse_flags(argv):
+    """absl's flag parsing, with help that exits 0 and errors without the docstring."""
+    wanted = set(argv[1 : argv.index("--")] if "--" in argv else argv[1:])
+    if wanted & (HELP_ARGS | HELPFULL_ARGS):
+        full = bool(wanted & HELPFULL_ARGS)
+        listing = FLAGS.get_help() if full else FLAGS.module_help(ds_flags.__name__)
+        sys.stdout.write(USAGE + "\nflags:\n" + listing + "\n")
+        sys.exit(0)
+    try:
+        return FLAGS(argv)
+    except flags.Error as err:
+        sys.exit(_usage_error(str(err)))
+
+
 if __name__ == "__main__":
-    app.run(main, argv=sys.argv)
+    from util.progress import PipeSafeStream
+
+    sys.stdout, sys.stderr = PipeSafeStream(sys.stdout), PipeSafeStream(sys.stderr)
+    app.run(main, argv=sys.argv, flags_parser=_parse_flags)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,6 +17,8 @@ from util.config import Config
 from util.distributed import make_strategy
 from util.model import trainable_variables
 from util.training import build_session
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def session_for(cfg: Config, alphabet: Alphabet):
@@ -194,3 +199,144 @@ def test_max_to_keep(tiny_config, alphabet):
         if f.endswith(".index")
     )
     assert kept == ["train-3.index", "train-4.index"]
+
+
+# --- issue 11: damaged checkpoints, locks, failed saves ------------------------------
+
+
+def three_checkpoints(cfg, alphabet):
+    """Save train-1..3 with distinct weights; returns the weights of each."""
+    saver = session_for(cfg, alphabet)
+    snapshots = {}
+    for step in (1, 2, 3):
+        perturb(saver, 0.01 * step)
+        saver.state.global_step.assign(step)
+        saver.checkpoints.save_last(step)
+        snapshots[step] = weights_of(saver)
+    return snapshots
+
+
+def damage(ckpt_dir: str, how: str) -> None:
+    data = os.path.join(ckpt_dir, "train-3.data-00000-of-00001")
+    if how == "truncated":
+        with open(data, "r+b") as f:
+            f.truncate(os.path.getsize(data) // 2)
+    elif how == "flipped":
+        raw = bytearray(open(data, "rb").read())
+        raw[len(raw) // 2] ^= 0xFF
+        open(data, "wb").write(bytes(raw))
+    elif how == "deleted shard":
+        os.remove(data)
+    elif how == "bad index":
+        with open(os.path.join(ckpt_dir, "train-3.index"), "r+b") as f:
+            f.truncate(50)
+
+
+@pytest.mark.parametrize("how", ["truncated", "flipped", "deleted shard", "bad index"])
+def test_damaged_latest_falls_back_to_newest_intact(tiny_config, alphabet, how, caplog):
+    cfg = tiny_config()
+    snapshots = three_checkpoints(cfg, alphabet)
+    damage(cfg.checkpoint.save_checkpoint_dir, how)
+    fresh = session_for(cfg, alphabet)
+    with caplog.at_level("WARNING"):
+        assert fresh.checkpoints.restore_for_training() == "last"
+    assert int(fresh.state.global_step.numpy()) == 2
+    for got, want in zip(weights_of(fresh), snapshots[2]):
+        np.testing.assert_array_equal(got, want)
+    text = caplog.text
+    assert "train-3 is unreadable" in text and "newest intact" in text
+    evaluated = session_for(cfg, alphabet).checkpoints.restore_for_evaluation()
+    assert evaluated.endswith("train-2")
+
+
+def test_no_intact_checkpoint_is_an_error_listing_them(tiny_config, alphabet):
+    cfg = tiny_config(checkpoint={"max_to_keep": 1})
+    session_for(cfg, alphabet).checkpoints.save_last(1)
+    os.remove(
+        os.path.join(cfg.checkpoint.save_checkpoint_dir, "train-1.data-00000-of-00001")
+    )
+    with pytest.raises(ckpt.CheckpointError, match=r"(?s)train-1.*--load_train init"):
+        session_for(cfg, alphabet).checkpoints.restore_for_training()
+
+
+def test_corrupt_state_file_is_an_error_naming_it(tiny_config, alphabet):
+    cfg = tiny_config()
+    three_checkpoints(cfg, alphabet)
+    state = os.path.join(cfg.checkpoint.save_checkpoint_dir, "checkpoint")
+    open(state, "wb").write(b"\xff\xfe garbage \x00")
+    with pytest.raises(ckpt.CheckpointError) as err:
+        session_for(cfg, alphabet)
+    assert state in str(err.value) and 'model_checkpoint_path: "train-3"' in str(
+        err.value
+    )
+
+
+def test_corrupt_config_json_is_an_error_naming_it(tiny_config, alphabet):
+    cfg = tiny_config()
+    three_checkpoints(cfg, alphabet)
+    path = os.path.join(cfg.checkpoint.save_checkpoint_dir, ckpt.CONFIG_FILE)
+    open(path, "w").write("{ not json")
+    with pytest.raises(ckpt.CheckpointError, match=f"{path} is corrupt"):
+        session_for(cfg, alphabet).checkpoints.restore_for_training()
+    with pytest.raises(ckpt.CheckpointError, match=f"{path} is corrupt"):
+        ckpt.as_trained(cfg, alphabet)
+
+
+def test_lock_refuses_a_second_holder_naming_the_first(tmp_path):
+    directory = str(tmp_path / "ckpt")
+    with ckpt.DirLock(directory):
+        with pytest.raises(ckpt.CheckpointLockedError) as err:
+            with ckpt.DirLock(directory):
+                pass
+        assert f"pid {os.getpid()} on " in str(err.value)
+    with ckpt.DirLock(directory):  # released: free again
+        pass
+
+
+def test_lock_of_a_killed_holder_is_not_stale(tmp_path):
+    directory = str(tmp_path / "ckpt")
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from util.checkpoints import DirLock\n"
+         f"with DirLock({directory!r}):\n print('held', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ckpt.CheckpointLockedError, match=f"pid {holder.pid} on"):
+            ckpt.DirLock(directory).__enter__()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with ckpt.DirLock(directory):  # the kernel dropped the dead holder's lock
+        pass
+
+
+def test_failed_save_removes_its_partial_files_and_keeps_the_previous(
+    tiny_config, alphabet, monkeypatch
+):
+    cfg = tiny_config()
+    session = session_for(cfg, alphabet)
+    session.checkpoints.save_last(1)
+    ckpt_dir = cfg.checkpoint.save_checkpoint_dir
+    real_save = tf.train.CheckpointManager.save
+
+    def disk_full(self, checkpoint_number=None, **kwargs):
+        os.makedirs(os.path.join(ckpt_dir, f"train-{checkpoint_number}_temp"))
+        open(os.path.join(ckpt_dir, f"train-{checkpoint_number}.index"), "w").close()
+        raise tf.errors.ResourceExhaustedError(
+            None, None, "train-2_temp/part-00000; No space left on device"
+        )
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", disk_full)
+    with pytest.raises(ckpt.CheckpointSaveError) as err:
+        session.checkpoints.save_last(2)
+    message = str(err.value)
+    assert "the disk is full" in message and "train-1 is intact" in message
+    assert "\n" not in message  # one paragraph
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", real_save)
+    assert sorted(os.listdir(ckpt_dir)) == sorted(
+        ["alphabet.txt", "checkpoint", "config.json", "train-1.index",
+         "train-1.data-00000-of-00001"]
+    )  # fmt: skip
+    assert tf.train.latest_checkpoint(ckpt_dir).endswith("train-1")

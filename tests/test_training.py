@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import glob
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +21,14 @@ from util.checkpoints import BEST_DIR
 from util.distributed import make_strategy
 from util.model import trainable_variables
 from util.samples import BadSamplesError
-from util.training import build_session, train
+from util.training import (
+    StopRequest,
+    TrainingInterrupted,
+    build_session,
+    format_summary,
+    set_tags,
+    train,
+)
 
 LDC93S1_TEXT = "she had your dark suit in greasy wash water all year"
 
@@ -246,7 +255,8 @@ def test_bad_row_is_an_error_before_training(tiny_config, alphabet, sample_csv):
     with pytest.raises(BadSamplesError, match=r"samples\.csv:5 .*missing\.wav"):
         train(session)
     assert int(session.state.global_step.numpy()) == 0
-    assert not os.path.exists(cfg.checkpoint.save_checkpoint_dir)
+    ckpt_dir = cfg.checkpoint.save_checkpoint_dir  # holds the lock file, nothing else
+    assert os.listdir(ckpt_dir) == ["training.lock"]
 
 
 def test_bad_row_is_skipped_by_default(tiny_config, alphabet, sample_csv, caplog):
@@ -265,3 +275,150 @@ def test_no_usable_samples_is_an_error(tiny_config, alphabet, sample_csv):
     session = session_for(tiny_config(data={"train_files": (csv_path,)}), alphabet)
     with pytest.raises(ValueError, match="no usable training samples"):
         train(session)
+
+
+# --- issue 10/11: stop requests, finished runs, patience, summaries ------------------
+
+
+def stopping_after(session, n_batches: int, stop):
+    """Wrap train_step so that ``stop`` is requested after ``n_batches`` steps."""
+    real_step, calls = session.steps.train_step, []
+
+    def step(batch, seed):
+        result = real_step(batch, seed)
+        calls.append(1)
+        if len(calls) == n_batches:
+            stop.request("SIGINT")
+        return result
+
+    session.steps.train_step = step
+
+
+def test_stop_request_saves_between_batches_and_resume_is_exact(
+    tiny_config, alphabet, sample_csv, tmp_path
+):
+    """A Ctrl-C (StopRequest) mid-epoch saves at once, not after --checkpoint_secs."""
+    csv_path = sample_csv(("a", "ab", "abc", "b"))
+
+    def config(name):
+        directory = str(tmp_path / name)
+        return tiny_config(
+            data={"train_files": (csv_path,)},
+            train={"epochs": 2},
+            checkpoint={
+                "load_checkpoint_dir": directory,
+                "save_checkpoint_dir": directory,
+            },
+        )
+
+    stopped = session_for(config("resumed"), alphabet)
+    stop = StopRequest()
+    stopping_after(stopped, 3, stop)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(stopped, stop)
+    assert info.value.reason == "SIGINT"
+    assert (info.value.epoch, info.value.step) == (0, 3)
+    assert info.value.checkpoint.endswith("train-3")
+    assert latest_step(str(tmp_path / "resumed")) == 3
+
+    resumed = session_for(config("resumed"), alphabet)
+    train(resumed)
+    straight = session_for(config("straight"), alphabet)
+    train(straight)
+    assert int(resumed.state.global_step.numpy()) == 8
+    for got, want in zip(weights_of(resumed), weights_of(straight)):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_rerun_of_a_finished_training_says_so(
+    tiny_config, alphabet, sample_csv, caplog
+):
+    cfg = tiny_config(data={"train_files": (sample_csv(),)})
+    train(session_for(cfg, alphabet))
+    again = session_for(cfg, alphabet)
+    with caplog.at_level(logging.WARNING):
+        result = train(again)
+    assert result.already_finished and result.epochs_this_run == 0
+    assert int(again.state.global_step.numpy()) == 3  # nothing trained
+    assert any(
+        "nothing to train" in m and "already done 1 of --epochs 1" in m
+        for m in messages(caplog, logging.WARNING)
+    )
+
+
+def test_patience_is_logged_and_summary_names_the_best_epoch(
+    tiny_config, alphabet, sample_csv, caplog
+):
+    csv_path = sample_csv()
+    cfg = tiny_config(
+        data={"train_files": (csv_path,), "dev_files": (csv_path,)},
+        train={"epochs": 3, "early_stop": True, "es_epochs": 5, "es_min_delta": 1e9},
+    )
+    session = session_for(cfg, alphabet)
+    with caplog.at_level(logging.INFO):
+        result = train(session)
+    logged = messages(caplog)
+    assert any("1 of 5 epochs without dev-loss improvement" in m for m in logged)
+    assert any("2 of 5 epochs without dev-loss improvement" in m for m in logged)
+    assert result.best_epoch is not None and 0 <= result.best_epoch <= 2
+    summary = format_summary(result, [("test", 0.5, 0.25)], "/tmp/export")
+    assert f"at epoch {result.best_epoch}" in summary
+    assert f"best dev loss:   {result.best_dev_loss:.3f}" in summary
+    assert "test test: WER 0.500, CER 0.250" in summary
+    assert cfg.checkpoint.save_checkpoint_dir in summary
+    assert "3 done in all, 3 in this run" in summary
+
+
+def scalars(summary_dir: str, run: str):
+    """[(tag, step, value)] of every scalar in ``summary_dir/run``, in file order."""
+    found = []
+    pattern = os.path.join(summary_dir, run, "events.out.tfevents.*")
+    for path in sorted(glob.glob(pattern)):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                number = float(tf.make_ndarray(value.tensor))
+                found.append((value.tag, event.step, number))
+    return found
+
+
+def test_tensorboard_tags_lr_and_no_step_logged_twice_after_a_resume(
+    tiny_config, alphabet, sample_csv, tmp_path
+):
+    csv_path = sample_csv(("a", "ab", "abc", "b"))
+    dev_path = os.path.join(os.path.dirname(csv_path), "dev.csv")
+    shutil.copy(csv_path, dev_path)
+    summary_dir = str(tmp_path / "summaries")
+    cfg = tiny_config(
+        data={"train_files": (csv_path,), "dev_files": (dev_path,)},
+        train={"epochs": 2, "summary_dir": summary_dir},
+    )
+    first = session_for(cfg, alphabet)
+    stop = StopRequest()
+    stopping_after(first, 6, stop)  # saves at step 4 (epoch end) and 6 (the stop)
+    real_save = first.checkpoints.save_last
+
+    def dies_at_the_stop(step):
+        if step == 6:  # the process dies (kill -9) before the stop's save
+            raise SystemExit("killed")
+        return real_save(step)
+
+    first.checkpoints.save_last = dies_at_the_stop
+    with pytest.raises(SystemExit):
+        train(first, stop)
+    train(session_for(cfg, alphabet))
+
+    train_scalars = scalars(summary_dir, "train")
+    loss_steps = [step for tag, step, _ in train_scalars if tag == "loss"]
+    assert sorted(loss_steps) == list(range(1, 9))  # each step once, none twice
+    assert [s for tag, s, _ in train_scalars if tag == "learning_rate"] == [4, 8]
+    dev_tags = {tag for tag, _, _ in scalars(summary_dir, "dev")}
+    assert dev_tags == {"loss", "loss/dev"}
+    assert not any("//" in tag or "csv" in tag for tag in dev_tags)
+
+
+def test_set_tags_are_short_and_unique():
+    assert set_tags(["/data/cv/dev.csv", "/data/ls/dev-clean.csv"]) == [
+        "dev",
+        "dev-clean",
+    ]
+    assert set_tags(["/a/x/dev.csv", "/a/y/dev.csv"]) == ["x_dev", "y_dev"]

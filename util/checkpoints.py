@@ -12,16 +12,32 @@ config.json and alphabet.txt are written to a temporary file and renamed. Loadin
 compares the saved geometry and alphabet with the current ones and refuses a mismatch,
 naming the differing fields (DeepSpeech#511: a stale checkpoint dir cost a user days of
 shape errors).
+
+Nothing the user trained is lost to a bad file: a checkpoint that cannot be read
+(truncated, flipped bits, a deleted shard) is skipped with a warning and the newest
+intact one is restored instead; an unreadable ``checkpoint`` state file or config.json
+is an error naming the file and the fix. A save that fails (disk full) removes its
+partial files and leaves the previous checkpoints in force. A training run holds an
+exclusive lock on its checkpoint directory (``LOCK_FILE``, ``fcntl.flock``) so two runs
+never interleave their checkpoints; the kernel drops the lock when its holder dies, so
+a killed run leaves no stale lock. See doc/TRAINING.rst.
 """
 
 import dataclasses
+import errno
+import glob
+import json
 import os
 import shutil
+import socket
 import tempfile
-from typing import Dict, List, Optional, Tuple
+import time
+from typing import IO, List, Optional, Tuple
 
 import tensorflow as tf
 from absl import logging
+from google.protobuf import text_format
+from tensorflow.python.checkpoint.checkpoint_management import CheckpointState
 
 from ctcdecode import Alphabet, load_alphabet
 from ctcdecode.fileio import atomic_write_text
@@ -30,6 +46,8 @@ from util.config import CheckpointConfig, Config
 CONFIG_FILE = "config.json"
 ALPHABET_FILE = "alphabet.txt"
 BEST_DIR = "best_dev"
+STATE_FILE = "checkpoint"  # TF's list of the checkpoints of one directory
+LOCK_FILE = "training.lock"  # held by the run that trains into the directory
 # Fields that decide the meaning and shape of the weights.
 GEOMETRY_FIELDS = {
     "model": ("n_hidden", "n_context", "bidirectional", "layer_norm"),
@@ -44,8 +62,20 @@ GEOMETRY_FIELDS = {
 }
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointError(ValueError):
+    """A checkpoint directory cannot be used as asked; the message says why and how."""
+
+
+class CheckpointMismatchError(CheckpointError):
     """A checkpoint was made for another geometry or alphabet."""
+
+
+class CheckpointLockedError(CheckpointError):
+    """Another live process trains into the same checkpoint directory."""
+
+
+class CheckpointSaveError(CheckpointError):
+    """A save failed (disk full, I/O error); the previous checkpoints are intact."""
 
 
 class TrainingState(tf.Module):
@@ -107,6 +137,10 @@ class Checkpoints:
         if not is_chief:
             save_dir = tempfile.mkdtemp(prefix="deepspeech-worker-ckpt-")
         self.save_dir = save_dir
+        # TF's managers read the state files and would ignore a corrupt one (and
+        # start over); we refuse it first, naming the file.
+        read_state(save_dir)
+        read_state(os.path.join(save_dir, BEST_DIR))
         self.last = tf.train.CheckpointManager(
             checkpoint, save_dir, max_to_keep=cfg.max_to_keep, checkpoint_name="train"
         )
@@ -118,14 +152,22 @@ class Checkpoints:
         )
 
     def save_last(self, step: int) -> Optional[str]:
-        return self._save(self.last, step)
+        return self._save(self.last, "train", step)
 
     def save_best(self, step: int) -> Optional[str]:
-        return self._save(self.best, step)
+        return self._save(self.best, "best_dev", step)
 
-    def _save(self, manager: tf.train.CheckpointManager, step: int) -> Optional[str]:
-        self._write_sidecars(self.save_dir)
-        path = manager.save(checkpoint_number=step)
+    def _save(
+        self, manager: tf.train.CheckpointManager, name: str, step: int
+    ) -> Optional[str]:
+        """Save; on failure remove the partial files and raise CheckpointSaveError."""
+        try:
+            self._write_sidecars(self.save_dir)
+            path = manager.save(checkpoint_number=step)
+        except (tf.errors.OpError, OSError) as err:
+            prefix = os.path.join(manager.directory, f"{name}-{step}")
+            _remove_partial_save(prefix, manager.directory)
+            raise CheckpointSaveError(_save_failure(prefix, err, manager)) from err
         logging.debug("saved checkpoint %s", path)
         return path if self.is_chief else None
 
@@ -133,6 +175,10 @@ class Checkpoints:
         """Remove a non-chief's scratch dir (the chief's checkpoints stay)."""
         if not self.is_chief:
             shutil.rmtree(self.save_dir, ignore_errors=True)
+
+    def lock(self) -> "DirLock":
+        """The save dir's exclusive lock, for ``with``; a non-chief locks nothing."""
+        return DirLock(self.save_dir if self.is_chief else None)
 
     def _write_sidecars(self, directory: str) -> None:
         os.makedirs(directory, exist_ok=True)
@@ -149,8 +195,8 @@ class Checkpoints:
             "last": ("last",),
             "init": (),
         }[self.cfg.load_train]
-        found = self._find(order)
-        if found is None:
+        candidates = self._candidates(order)
+        if not candidates:
             if self.cfg.load_train in ("best", "last"):
                 raise FileNotFoundError(
                     f"--load_train {self.cfg.load_train}: no such checkpoint in "
@@ -161,47 +207,83 @@ class Checkpoints:
                 self.cfg.load_checkpoint_dir,
             )
             return "init"
-        kind, path = found
-        self.checkpoint.restore(path).assert_existing_objects_matched()
+        kind, path = self._restore_newest_intact(
+            candidates, lambda s: s.assert_existing_objects_matched()
+        )
         logging.info("resumed training from %s checkpoint %s", kind, path)
         return kind
 
     def restore_for_evaluation(self) -> str:
         """Restore the model per --load_evaluate; returns the checkpoint path."""
         order = {"auto": ("best", "last"), "best": ("best",), "last": ("last",)}
-        found = self._find(order[self.cfg.load_evaluate])
-        if found is None:
+        candidates = self._candidates(order[self.cfg.load_evaluate])
+        if not candidates:
             raise FileNotFoundError(
                 f"no checkpoint found in {self.cfg.load_checkpoint_dir} "
                 f"(--load_evaluate {self.cfg.load_evaluate}); train first or point "
                 "--checkpoint_dir/--load_checkpoint_dir at a trained model"
             )
-        kind, path = found
-        self.checkpoint.restore(path).expect_partial()
+        kind, path = self._restore_newest_intact(
+            candidates, lambda s: s.expect_partial()
+        )
         logging.info("loaded %s checkpoint %s", kind, path)
         return path
 
-    def _find(self, order: Tuple[str, ...]) -> Optional[Tuple[str, str]]:
-        """First available checkpoint in ``order``; 'auto': newer of best and last."""
+    def _restore_newest_intact(self, candidates, check) -> Tuple[str, str]:
+        """Restore the first readable candidate, warning about each unreadable one."""
+        failures = []
+        for kind, path in candidates:
+            try:
+                check(self.checkpoint.restore(path))
+            except (tf.errors.OpError, IndexError) as err:
+                reason = _first_line(err)
+                failures.append(f"{path}: {reason}")
+                logging.warning(
+                    "checkpoint %s is unreadable (%s); trying the next newest",
+                    path,
+                    reason,
+                )
+                continue
+            if failures:
+                logging.warning(
+                    "restored %s, the newest intact checkpoint; %d newer one(s) are "
+                    "damaged and were skipped (left in place for inspection)",
+                    path,
+                    len(failures),
+                )
+            return kind, path
+        raise CheckpointError(
+            f"no checkpoint in {self.cfg.load_checkpoint_dir} can be read:\n  "
+            + "\n  ".join(failures)
+            + "\nRestore the directory from a backup, or train from scratch with "
+            "--load_train init (or another --checkpoint_dir)"
+        )
+
+    def _candidates(self, order: Tuple[str, ...]) -> List[Tuple[str, str]]:
+        """(kind, path) of every listed checkpoint, in the order to try them.
+
+        Kinds in ``order`` come one after another, each newest first; ``("auto",)``
+        merges best and last by step (a tie goes to best), so an interrupted run
+        continues where it stopped instead of silently discarding the epochs after
+        its best dev loss (DeepSpeech's auto preferred best, then last).
+        """
         load_dir = self.cfg.load_checkpoint_dir
-        paths: Dict[str, Optional[str]] = {
-            "best": tf.train.latest_checkpoint(os.path.join(load_dir, BEST_DIR)),
-            "last": tf.train.latest_checkpoint(load_dir),
+        listed = {
+            "best": listed_checkpoints(os.path.join(load_dir, BEST_DIR)),
+            "last": listed_checkpoints(load_dir),
         }
-        if any(paths.values()):
+        if any(listed.values()):
             self.check_compatible(load_dir)
+
+        def newest_first(kinds):
+            pairs = [(k, p) for k in kinds for p in listed[k]]
+            return sorted(pairs, key=lambda kp: (_step_of(kp[1]), kp[0] == "best"))[
+                ::-1
+            ]
+
         if order == ("auto",):
-            candidates = [(k, p) for k, p in paths.items() if p]
-            if not candidates:
-                return None
-            # DeepSpeech's auto prefers best, then last. A 'last' checkpoint newer than
-            # the best one wins, so an interrupted run continues where it stopped
-            # instead of silently discarding the epochs after its best dev loss.
-            return max(candidates, key=lambda kp: (_step_of(kp[1]), kp[0] == "best"))
-        for kind in order:
-            if paths.get(kind):
-                return kind, paths[kind]
-        return None
+            return newest_first(("best", "last"))
+        return [pair for kind in order for pair in newest_first((kind,))]
 
     def check_compatible(self, load_dir: str) -> None:
         """Raise CheckpointMismatchError if ``load_dir`` was made for another model."""
@@ -212,8 +294,7 @@ class Checkpoints:
                 "written by this trainer. Use an empty --checkpoint_dir to train from "
                 "scratch"
             )
-        with open(config_path, encoding="utf-8") as f:
-            saved = Config.from_json(f.read())
+        saved = load_saved_config(load_dir)
         diffs = geometry_differences(saved, self.config)
         alphabet_path = os.path.join(load_dir, ALPHABET_FILE)
         if (
@@ -233,6 +314,167 @@ class Checkpoints:
                 + "\nPass the same flags as when it was trained, or use another "
                 "--checkpoint_dir to start a new model"
             )
+
+
+def read_state(directory: str) -> Optional[CheckpointState]:
+    """The parsed ``checkpoint`` state file of ``directory``; None if it has none.
+
+    TF logs and ignores a state file it cannot parse, and a run would then start from
+    scratch beside the old checkpoints; we raise CheckpointError naming the file.
+    """
+    path = os.path.join(directory, STATE_FILE)
+    if not os.path.exists(path):
+        return None
+    state = CheckpointState()
+    try:
+        with open(path, "rb") as f:
+            text_format.Parse(f.read().decode("utf-8"), state)
+    except (UnicodeDecodeError, text_format.ParseError) as err:
+        prefixes = sorted(
+            glob.glob(os.path.join(glob.escape(directory), "*.index")),
+            key=_step_of,
+        )
+        hint = (
+            f'replace its content with the line  model_checkpoint_path: "'
+            f'{os.path.basename(prefixes[-1])[: -len(".index")]}"  (the newest '
+            "checkpoint there) to resume from it, or move the directory away to "
+            "start over"
+            if prefixes
+            else "delete it (no checkpoint files are beside it)"
+        )
+        raise CheckpointError(
+            f"{path}, TF's list of the checkpoints in {directory}, is corrupt "
+            f"({err}); {hint}"
+        ) from err
+    return state
+
+
+def listed_checkpoints(directory: str) -> List[str]:
+    """Paths of the checkpoints the state file of ``directory`` lists, whose index
+    file exists (the newest last, as TF lists them)."""
+    state = read_state(directory)
+    if state is None:
+        return []
+    paths = list(state.all_model_checkpoint_paths)
+    if state.model_checkpoint_path and state.model_checkpoint_path not in paths:
+        paths.append(state.model_checkpoint_path)
+    paths = [p if os.path.isabs(p) else os.path.join(directory, p) for p in paths]
+    present = [p for p in paths if os.path.exists(p + ".index")]
+    for path in sorted(set(paths) - set(present)):
+        logging.warning("checkpoint %s is listed but its .index file is missing", path)
+    return present
+
+
+class DirLock:
+    """Exclusive ``flock`` on ``<directory>/training.lock``; for ``with`` blocks.
+
+    The lock file holds the holder's pid, host and start time, so a refused run can
+    say who holds it. The kernel releases a flock when its holder exits, however it
+    dies, so a kill -9 leaves no stale lock (the file stays; the next run takes it).
+    Hand-written rather than ``filelock``: that library truncates the file whenever a
+    contender opens it, which would erase the holder's name we want to report. On NFS
+    flock may not lock across hosts (doc/TRAINING.rst).
+    """
+
+    def __init__(self, directory: Optional[str]) -> None:
+        self.directory = directory
+        self.file: Optional[IO[str]] = None
+
+    def __enter__(self) -> "DirLock":
+        if self.directory is None:
+            return self
+        import fcntl  # POSIX only; imported here so the module imports everywhere
+
+        os.makedirs(self.directory, exist_ok=True)
+        path = os.path.join(self.directory, LOCK_FILE)
+        f = open(path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            f.seek(0)
+            holder = f.read().strip() or "an unknown process"
+            f.close()
+            if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            raise CheckpointLockedError(
+                f"{self.directory} is in use by another training ({holder}; lock "
+                f"file {path}). Wait for it to finish or stop it, or train into "
+                "another --checkpoint_dir"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(
+            f"pid {os.getpid()} on {socket.gethostname()} since "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+        )
+        f.flush()
+        self.file = f
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.file is not None:
+            self.file.close()  # closing the descriptor releases the flock
+            self.file = None
+
+
+def _remove_partial_save(prefix: str, directory: str) -> None:
+    """Delete what a failed save of ``prefix`` left; never a listed checkpoint."""
+    junk = glob.glob(glob.escape(prefix) + "_temp*")
+    junk += glob.glob(os.path.join(glob.escape(directory), "*.tmp*"))
+    if prefix not in listed_checkpoints_quiet(directory):
+        junk += glob.glob(glob.escape(prefix) + ".index")
+        junk += glob.glob(glob.escape(prefix) + ".data-*")
+    for path in junk:
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+
+
+def listed_checkpoints_quiet(directory: str) -> List[str]:
+    try:
+        return listed_checkpoints(directory)
+    except CheckpointError:
+        return []
+
+
+def _save_failure(prefix: str, err: Exception, manager) -> str:
+    """One paragraph: what failed, why, what is intact, what to do."""
+    text = str(err)
+    full = (
+        (isinstance(err, OSError) and err.errno == errno.ENOSPC)
+        or "No space left" in text
+        or isinstance(err, tf.errors.ResourceExhaustedError)
+    )
+    reason = "the disk is full" if full else _first_line(err)
+    intact = listed_checkpoints_quiet(manager.directory)
+    kept = (
+        f"the previous checkpoint {intact[-1]} is intact and a re-run resumes from it"
+        if intact
+        else "no earlier checkpoint exists in that directory"
+    )
+    fix = (
+        f"free space on the disk of {manager.directory} (or point --checkpoint_dir "
+        "at a larger one)"
+        if full
+        else f"check that {manager.directory} is writable"
+    )
+    return (
+        f"could not save checkpoint {prefix}: {reason}. Its partial files were "
+        f"removed; {kept}. {fix.capitalize()}, then re-run the same command"
+    )
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    # TF prefixes op errors with a {{function_node ...}} tag that says nothing useful.
+    if text.startswith("{{"):
+        text = text.split("}}", 1)[-1].strip()
+    lines = text.splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def as_trained(cfg: Config, alphabet: Alphabet) -> Tuple[Config, Alphabet]:
@@ -266,13 +508,22 @@ def as_trained(cfg: Config, alphabet: Alphabet) -> Tuple[Config, Alphabet]:
 
 
 def load_saved_config(checkpoint_dir: str) -> Config:
-    """The Config a checkpoint directory was trained with."""
-    with open(os.path.join(checkpoint_dir, CONFIG_FILE), encoding="utf-8") as f:
-        return Config.from_json(f.read())
+    """The Config a checkpoint directory was trained with (CheckpointError if bad)."""
+    path = os.path.join(checkpoint_dir, CONFIG_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return Config.from_json(f.read())
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError) as err:
+        raise CheckpointError(
+            f"{path} is corrupt ({err}); it records the model the checkpoints beside "
+            "it were trained with. Restore it from a backup (an export's "
+            "metadata.json does not replace it), or move the directory away to "
+            "start over"
+        ) from err
 
 
 def _step_of(path: str) -> int:
     try:
-        return int(path.rsplit("-", 1)[1])
+        return int(path.rsplit("-", 1)[1].split(".")[0])
     except (IndexError, ValueError):
         return -1

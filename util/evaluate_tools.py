@@ -253,6 +253,8 @@ def format_report(report: SetReport, report_count: int) -> str:
         REPORT_RULE,
     ]
     for section, samples in report_samples(report, report_count):
+        if not samples:  # a small set: no empty "Median WER:" header
+            continue
         lines.extend([f"{section}: ", REPORT_RULE])
         for sample in samples:
             lines.extend(_format_sample(sample))

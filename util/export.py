@@ -239,13 +239,28 @@ def package_zip(exp: ExportConfig, scorer_path: Optional[str]) -> str:
     return archive
 
 
+def export_outputs(exp: ExportConfig) -> List[str]:
+    """Names of the entries of ``export_dir`` an export writes."""
+    name = exp.export_file_name
+    card = os.path.basename(model_card_path(exp))
+    return [name, name + TFLITE_SUFFIX, METADATA_FILE, card]
+
+
 def prepare_export_dir(exp: ExportConfig) -> str:
-    """``exp.export_dir``, created; emptied first with ``--remove_export``."""
+    """``exp.export_dir``, created; with ``--remove_export`` an earlier export's
+    entries (:func:`export_outputs`) are removed first, and nothing else: the
+    directory may hold other files (DeepSpeech 0.9 removed it whole)."""
     if not exp.export_dir:
         raise ValueError("--export_dir is empty")
-    if exp.remove_export and os.path.isdir(exp.export_dir):
-        logging.info("--remove_export: removing %s", exp.export_dir)
-        shutil.rmtree(exp.export_dir)
+    if exp.remove_export:
+        for name in export_outputs(exp):
+            path = os.path.join(exp.export_dir, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                logging.info("--remove_export: removing %s", path)
+                shutil.rmtree(path)
+            elif os.path.lexists(path):
+                logging.info("--remove_export: removing %s", path)
+                os.remove(path)
     os.makedirs(exp.export_dir, exist_ok=True)
     return exp.export_dir
 

@@ -428,7 +428,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     F.DEFINE_boolean(
         "remove_export",
         False,
-        "remove --export_dir before exporting into it",
+        "remove an earlier export (<export_file_name>, .tflite, metadata.json) from "
+        "--export_dir before exporting; other files stay, and an --export_dir that "
+        "is or contains the checkpoint dir is refused",
         flag_values=flag_values,
     )
     F.DEFINE_boolean(
@@ -812,6 +814,17 @@ def _register_validators(flag_values: flags.FlagValues) -> None:
         message="--epochs must be > 0 when --train_files is given",
         flag_values=flag_values,
     )
+    # --- reliability (issue 11 item 10): flags that would be silently ignored --------
+    F.register_multi_flags_validator(
+        ["train_files", "dev_files", "early_stop", "reduce_lr_on_plateau"],
+        lambda f: not f["train_files"]
+        or bool(f["dev_files"])
+        or not (f["early_stop"] or f["reduce_lr_on_plateau"]),
+        message="--early_stop and --reduce_lr_on_plateau watch the dev loss: give "
+        "--dev_files, or drop them",
+        flag_values=flag_values,
+    )
+    # --- end reliability ---------------------------------------------------------
     F.register_validator(
         "alphabet_config_path",
         bool,

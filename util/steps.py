@@ -83,13 +83,17 @@ class Steps:
                     local["labels"],
                     local["labels_len"],
                 )
-                loss = tf.reduce_sum(losses) / global_size
+                real = local["index"] >= 0  # False: _replica_slice's placeholder
+                weight = tf.cast(real, tf.float32)
+                loss = tf.reduce_sum(losses * weight) / global_size
                 if self.loss_scale is not None:
                     loss = loss * self.loss_scale.scale
             grads = self._gradients(tape, loss)
+            losses = tf.boolean_mask(losses, real)
+            index = tf.boolean_mask(local["index"], real)
             if self.loss_scale is None:
                 applied = self.optimizer.apply(grads, self.variables)
-                return losses, local["index"], applied
+                return losses, index, applied
             applied = self.optimizer.apply(
                 self.loss_scale.unscale(grads), self.variables
             )
@@ -97,7 +101,7 @@ class Steps:
             # An overflow with finite losses is the loss scale's business (it halved),
             # not a bad batch: report the step as handled.
             handled = tf.reduce_all(tf.math.is_finite(losses))
-            return losses, local["index"], tf.logical_or(applied, handled)
+            return losses, index, tf.logical_or(applied, handled)
 
         losses, index, applied = self.strategy.run(replica, args=(batch,))
         return self._gather(losses, index, batch), self._first(applied)
@@ -152,15 +156,33 @@ class Steps:
 
 
 def _replica_slice(batch: Batch) -> Batch:
-    """This replica's rows of the global batch, trimmed to their longest utterance."""
+    """This replica's rows of the global batch, trimmed to their longest utterance.
+
+    A replica whose slice is empty (a last batch with fewer rows than replicas, or a
+    data set smaller than the replica count) gets one placeholder row instead: one
+    zero frame, a one-label transcript and index -1. Its loss is finite and weighted 0,
+    so it adds nothing to the gradients, yet the replica still takes part in the
+    all-reduce. (TF's conv1d mis-shapes an empty batch, so a zero-row step fails.)
+    """
     ctx = tf.distribute.get_replica_context()
     n = ctx.num_replicas_in_sync
     if n == 1:
         return batch
     rows = tf.range(ctx.replica_id_in_sync_group, tf.shape(batch["features_len"])[0], n)
     local = {k: tf.gather(v, rows) for k, v in batch.items()}
-    # At least one frame: a replica whose slice is empty (last batch smaller than the
-    # replica count) still runs a well-formed, zero-size step.
-    max_len = tf.reduce_max(tf.concat([local["features_len"], [1]], 0))
-    local["features"] = local["features"][:, :max_len]
-    return local
+
+    def trimmed() -> Batch:
+        max_len = tf.reduce_max(local["features_len"])
+        return {**local, "features": local["features"][:, :max_len]}
+
+    def placeholder() -> Batch:
+        n_input = tf.shape(batch["features"])[2]
+        return {
+            "features": tf.zeros(tf.stack([1, 1, n_input]), tf.float32),
+            "features_len": tf.ones([1], tf.int32),
+            "labels": tf.zeros([1, 1], tf.int32),
+            "labels_len": tf.ones([1], tf.int32),
+            "index": tf.fill([1], -1),
+        }
+
+    return tf.cond(tf.size(rows) > 0, trimmed, placeholder)
