@@ -331,3 +331,67 @@ def test_dead_worker_stops_the_other_and_the_cluster_resumes(
         ), out
     assert killed["epoch"] >= 1 and "Epoch 0 |" not in out  # one step per epoch
     assert checkpoint_counters(ckpt_dir)["epoch"] == killed["epoch"] + 1
+
+
+# --- fewer rows than replicas (issue 11 item 9) ---------------------------------------
+
+SHORT_BATCH_SCRIPT = r"""
+import json, sys
+import numpy as np
+from util.distributed import make_strategy, split_cpu
+
+split_cpu(2)  # before anything initialises TensorFlow's devices
+
+from ctcdecode import Alphabet
+from util.config import Config
+from util.model import trainable_variables
+from util.training import build_session, train
+
+out = {}
+for name, cfg_json in json.loads(sys.argv[1]).items():
+    cfg = Config.from_json(cfg_json)
+    devices = ["/cpu:0", "/cpu:1"] if name.startswith("mirrored") else []
+    session = build_session(cfg, Alphabet(cfg.data.alphabet_config_path),
+                            make_strategy(devices))
+    result = train(session)
+    out[name] = {
+        "steps": int(session.state.global_step.numpy()),
+        "loss": result.last_train_loss,
+        "weights": [v.numpy().tolist() for v in trainable_variables(session.model)],
+    }
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize(
+    "transcripts", [("a",), pytest.param(("a", "ab", "abc"), marks=pytest.mark.slow)]
+)
+def test_fewer_rows_than_replicas_train_like_one_device(
+    tiny_config, sample_csv, run_python, tmp_path, transcripts
+):
+    """One sample on two replicas (``bin/run-cluster.sh 2`` on a one-row CSV used to
+    fail with InvalidArgumentError), and a last batch of one row on two replicas:
+    the replica without a row runs a zero-weight placeholder and the weights equal a
+    single-device run with the same global batch."""
+    csv_path = sample_csv(transcripts)
+    configs = {}
+    for name, batch in (("mirrored", 1), ("single", 2)):
+        directory = str(tmp_path / name)
+        configs[name] = tiny_config(
+            data={"train_files": (csv_path,), "train_batch_size": batch},
+            train={"epochs": 1, "shuffle_batches": False, "epsilon": 1.0},
+            checkpoint={
+                "load_checkpoint_dir": directory,
+                "save_checkpoint_dir": directory,
+            },
+        ).to_json()
+    code = SHORT_BATCH_SCRIPT.replace(
+        "json.loads(sys.argv[1])", repr(json.dumps(configs)).join(["json.loads(", ")"])
+    )
+    out = json.loads(run_python(code).stdout.strip().splitlines()[-1])
+    mirrored, single = out["mirrored"], out["single"]
+    assert mirrored["steps"] == single["steps"] == (len(transcripts) + 1) // 2
+    assert np.isfinite(mirrored["loss"])
+    assert np.isclose(mirrored["loss"], single["loss"], rtol=1e-5)
+    for got, want in zip(mirrored["weights"], single["weights"]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

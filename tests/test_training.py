@@ -422,3 +422,111 @@ def test_set_tags_are_short_and_unique():
         "dev-clean",
     ]
     assert set_tags(["/a/x/dev.csv", "/a/y/dev.csv"]) == ["x_dev", "y_dev"]
+
+
+# --- fault runs: kill -9 loop and a full disk resume to the same weights -------------
+
+
+def final_weights(ckpt_dir: str):
+    """{name: array} of the model's weights in the latest 'last' checkpoint."""
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(ckpt_dir))
+    return {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if name.startswith("model/") and "OPTIMIZER_SLOT" not in name
+    }
+
+
+def fault_run_command(repo_root, csv_path, ckpt_dir, summary_dir, epochs=3):
+    return [
+        sys.executable, os.path.join(repo_root, "DeepSpeech.py"),
+        "--train_files", csv_path, "--n_hidden", "16", "--epochs", str(epochs),
+        "--checkpoint_secs", "1", "--checkpoint_dir", ckpt_dir,
+        "--summary_dir", summary_dir, "--show_progressbar=false",
+        "--alphabet_config_path", os.path.join(repo_root, "data", "alphabet.txt"),
+    ]  # fmt: skip
+
+
+def assert_same_weights(got_dir: str, want_dir: str) -> None:
+    got, want = final_weights(got_dir), final_weights(want_dir)
+    assert sorted(got) == sorted(want) and got
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+@pytest.mark.slow  # ~3-5 min: a straight run, then a run killed until it finishes
+def test_kill_9_loop_resumes_to_the_weights_of_a_straight_run(
+    repo_root, sample_csv, tmp_path
+):
+    csv_path = sample_csv(tuple("abcdefgh"), duration_s=1.0)
+    straight = str(tmp_path / "straight")
+    command = fault_run_command(repo_root, csv_path, straight, str(tmp_path / "s1"))
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+
+    killed_dir = str(tmp_path / "killed")
+    command = fault_run_command(repo_root, csv_path, killed_dir, str(tmp_path / "s2"))
+    log_file = open(tmp_path / "killed.log", "w")
+    rng, kills = np.random.default_rng(11), 0
+    for _ in range(40):
+        before = latest_step(killed_dir)
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log_file)
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and latest_step(killed_dir) <= before:
+            assert time.monotonic() < deadline, "no progress in 300 s"
+            time.sleep(0.05)
+        time.sleep(float(rng.uniform(0.0, 1.5)))  # then die at a random point
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            continue
+        assert proc.returncode == 0, (tmp_path / "killed.log").read_text()
+        break
+    print(f"kill -9 loop: {kills} kills, then a run to the end")
+    assert kills >= 3
+    assert checkpoint_counters(killed_dir) == checkpoint_counters(straight)
+    assert_same_weights(killed_dir, straight)
+
+
+@pytest.mark.slow  # needs root (mount); ~2 min
+def test_disk_full_fails_cleanly_and_resume_reaches_the_same_weights(
+    repo_root, sample_csv, tmp_path
+):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    csv_path = sample_csv(tuple("abcdefgh"), duration_s=1.0)
+    straight = str(tmp_path / "straight")
+    command = fault_run_command(repo_root, csv_path, straight, str(tmp_path / "s1"))
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(disk)],
+        capture_output=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr!r}")
+    try:
+        ckpt_dir = str(disk / "ckpt")
+        command = fault_run_command(repo_root, csv_path, ckpt_dir, str(tmp_path / "s2"))
+        full = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        assert full.returncode == 1, full.stderr
+        errors = [line for line in full.stderr.splitlines() if line.startswith("E")]
+        assert len(errors) == 1 and "the disk is full" in errors[0], full.stderr
+        assert "Traceback" not in full.stderr
+        assert "is intact and a re-run resumes from it" in errors[0]
+        assert not [p for p in os.listdir(ckpt_dir) if "_temp" in p or ".tmp" in p]
+        stopped_at = checkpoint_counters(ckpt_dir)
+        print(f"disk full at (epoch, step) {stopped_at}: {errors[0]}")
+        subprocess.run(
+            ["mount", "-o", "remount,size=64m", str(disk)], check=True
+        )  # the user frees space
+        resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        assert resumed.returncode == 0, resumed.stderr
+        assert "resumed training from last checkpoint" in resumed.stderr
+        assert_same_weights(ckpt_dir, straight)
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
