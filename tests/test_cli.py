@@ -111,7 +111,7 @@ def test_tiny_end_to_end_run(tiny_run):
     assert (work / "results.json").is_file()
     summary = result.stdout[result.stdout.index("Training summary") :]
     assert "1 done in all, 1 in this run" in summary
-    assert "test ldc93s1.csv: WER " in summary
+    assert f"test {work / 'ldc93s1.csv'}: WER " in summary
     assert f"checkpoints:     {work / 'ckpt'}" in summary
     assert f"exported to:     {work / 'export'}" in summary
 
@@ -123,7 +123,8 @@ def test_rerun_of_finished_training_says_so(tiny_run, repo_root):
         repo_root,
         ["--train_files", str(work / "ldc93s1.csv"), "--epochs", "1",
          "--n_hidden", "8", "--checkpoint_dir", str(work / "ckpt"),
-         "--summary_dir", str(work / "summaries")],
+         "--summary_dir", str(work / "summaries"),
+         "--alphabet_config_path", os.path.join(repo_root, "data", "alphabet.txt")],
         cwd=str(work),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

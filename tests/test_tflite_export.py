@@ -168,18 +168,21 @@ def test_quantized_export_is_smaller_and_close(tiny_config, alphabet, tmp_path, 
     assert np.abs(probs[True] - probs[False]).max() < 0.1
 
 
-def test_remove_export_empties_the_directory(tmp_path):
+def test_remove_export_removes_the_old_export_only(tmp_path):
+    """Not the whole directory, as DeepSpeech 0.9 did (it held the checkpoints once)."""
     from util.config import ExportConfig
 
     stale = tmp_path / "export" / "stale.txt"
     stale.parent.mkdir()
     stale.write_text("old")
+    old_model = stale.parent / "output_graph.tflite"
+    old_model.write_text("old model")
     export.prepare_export_dir(ExportConfig(export_dir=str(stale.parent)))
-    assert stale.exists()
+    assert stale.exists() and old_model.exists()
     export.prepare_export_dir(
         ExportConfig(export_dir=str(stale.parent), remove_export=True)
     )
-    assert stale.parent.is_dir() and not stale.exists()
+    assert stale.exists() and not old_model.exists()
 
 
 def test_chunk_signatures_give_the_whole_file_probabilities(exported, pcm):
