@@ -89,8 +89,10 @@ class Steps:
                 if self.loss_scale is not None:
                     loss = loss * self.loss_scale.scale
             grads = self._gradients(tape, loss)
-            losses = tf.boolean_mask(losses, real)
-            index = tf.boolean_mask(local["index"], real)
+            index = local["index"]
+            if self.strategy.num_replicas_in_sync > 1:  # drop a placeholder row
+                losses = tf.boolean_mask(losses, real)
+                index = tf.boolean_mask(index, real)
             if self.loss_scale is None:
                 applied = self.optimizer.apply(grads, self.variables)
                 return losses, index, applied
