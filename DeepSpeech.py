@@ -60,7 +60,8 @@ def run(cfg, notify_urls=()) -> None:
     if chief and result is not None and not result.already_finished:
         from util.training import format_summary
 
-        print(format_summary(result, tests, cfg.export.export_dir), flush=True)
+        # stderr, with the logs: stdout keeps only results (reports, the transcript).
+        print(format_summary(result, tests, cfg.export.export_dir), file=sys.stderr)
 
 
 def _train(cfg, alphabet, strategy, cluster, chief, notify_urls=()):

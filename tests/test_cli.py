@@ -109,7 +109,7 @@ def test_tiny_end_to_end_run(tiny_run):
     assert (work / "export" / "metadata.json").is_file()
     assert (work / "export" / "output_graph" / "saved_model.pb").is_file()
     assert (work / "results.json").is_file()
-    summary = result.stdout[result.stdout.index("Training summary") :]
+    summary = result.stderr[result.stderr.index("Training summary") :]
     assert "1 done in all, 1 in this run" in summary
     assert f"test {work / 'ldc93s1.csv'}: WER " in summary
     assert f"checkpoints:     {work / 'ckpt'}" in summary
