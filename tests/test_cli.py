@@ -124,6 +124,7 @@ def test_rerun_of_finished_training_says_so(tiny_run, repo_root):
     result = run_deepspeech(
         repo_root,
         ["--train_files", str(work / "ldc93s1.csv"), "--epochs", "1",
+         "--max_epochs", "1",
          "--n_hidden", "8", "--checkpoint_dir", str(work / "ckpt"),
          "--summary_dir", str(work / "summaries"),
          "--alphabet_config_path", os.path.join(repo_root, "data", "alphabet.txt")],
@@ -131,7 +132,7 @@ def test_rerun_of_finished_training_says_so(tiny_run, repo_root):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "nothing to train" in result.stderr
-    assert "already done 1 of --epochs 1 epochs" in result.stderr
+    assert "already done 1 epochs, --max_epochs 1" in result.stderr
 
 
 def test_one_shot_infer_prints_a_transcript(tiny_run, repo_root):

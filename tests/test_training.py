@@ -344,7 +344,7 @@ def test_stop_request_saves_between_batches_and_resume_is_exact(
 def test_rerun_of_a_finished_training_says_so(
     tiny_config, alphabet, sample_csv, caplog
 ):
-    cfg = tiny_config(data={"train_files": (sample_csv(),)})
+    cfg = tiny_config(data={"train_files": (sample_csv(),)}, train={"max_epochs": 1})
     train(session_for(cfg, alphabet))
     again = session_for(cfg, alphabet)
     with caplog.at_level(logging.WARNING):
@@ -352,7 +352,7 @@ def test_rerun_of_a_finished_training_says_so(
     assert result.already_finished and result.epochs_this_run == 0
     assert int(again.state.global_step.numpy()) == 3  # nothing trained
     assert any(
-        "nothing to train" in m and "already done 1 of --epochs 1" in m
+        "nothing to train" in m and "already done 1 epochs, --max_epochs 1" in m
         for m in messages(caplog, logging.WARNING)
     )
 
@@ -378,7 +378,7 @@ def test_tensorboard_tags_lr_and_no_step_logged_twice_after_a_resume(
     summary_dir = str(tmp_path / "summaries")
     cfg = tiny_config(
         data={"train_files": (csv_path,), "dev_files": (dev_path,)},
-        train={"epochs": 2, "summary_dir": summary_dir},
+        train={"epochs": 2, "max_epochs": 2, "summary_dir": summary_dir},
     )
     first = session_for(cfg, alphabet)
     stop = StopRequest()
@@ -429,6 +429,7 @@ def fault_run_command(repo_root, csv_path, ckpt_dir, summary_dir, epochs=3):
     return [
         sys.executable, os.path.join(repo_root, "DeepSpeech.py"),
         "--train_files", csv_path, "--n_hidden", "16", "--epochs", str(epochs),
+        "--max_epochs", str(epochs),
         "--checkpoint_secs", "1", "--checkpoint_dir", ckpt_dir,
         "--summary_dir", summary_dir, "--show_progressbar=false",
         "--alphabet_config_path", os.path.join(repo_root, "data", "alphabet.txt"),
