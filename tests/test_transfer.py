@@ -21,10 +21,13 @@ RU_TRANSCRIPTS = ("да", "нет", "мир")
 
 
 def digest(directory: str) -> dict:
-    """sha256 of every file under ``directory`` (the source must stay as it was)."""
+    """sha256 of every file under ``directory`` (the source must stay as it was);
+    the lock file, which names the last training that held the directory, aside."""
     out = {}
     for root, _, files in os.walk(directory):
         for name in files:
+            if name == ckpt.LOCK_FILE:
+                continue
             path = os.path.join(root, name)
             with open(path, "rb") as f:
                 out[os.path.relpath(path, directory)] = hashlib.sha256(
