@@ -179,7 +179,13 @@ def _replica_slice(batch: Batch) -> Batch:
 
     def placeholder() -> Batch:
         n_input = tf.shape(batch["features"])[2]
+        # Zeros (False for flags such as "skipped") for every key, then the row.
+        row = {
+            k: tf.zeros(tf.concat([[1], tf.shape(v)[1:]], 0), v.dtype)
+            for k, v in batch.items()
+        }
         return {
+            **row,
             "features": tf.zeros(tf.stack([1, 1, n_input]), tf.float32),
             "features_len": tf.ones([1], tf.int32),
             "labels": tf.zeros([1, 1], tf.int32),
