@@ -2,6 +2,8 @@
 """Client real-time factor (compute s / audio s) of exported TFLite models.
 
     python bench/client_rtf.py --n_hidden 2048 --seconds 10 --threads 1,2
+    python bench/client_rtf.py --model deepspeech2 --n_hidden 800 --rnn_layers 5 \
+        --directions bi --quantize 0,1    # DeepSpeech2: --n_hidden = rnn_hidden_size
 
 Exports random-weight models (uni and bi, float and int8) with util/export.py, then
 times the ``deepspeech`` client in a fresh process per configuration (so peak memory
@@ -56,25 +58,41 @@ print(json.dumps({{"startup_s": round(startup, 3),
 """
 
 
-def export_model(tmp: str, n_hidden: int, bidirectional: bool, quantize: bool) -> str:
+def export_model(
+    tmp: str,
+    n_hidden: int,
+    bidirectional: bool,
+    quantize: bool,
+    model_name: str = "deepspeech",
+    rnn_layers: int = 5,
+) -> str:
+    """A random-weight export; DeepSpeech2: ``n_hidden`` is its rnn_hidden_size, on
+    spectrogram features with per-utterance normalisation (its defaults)."""
     from ctcdecode import Alphabet
     from util import export
-    from util.config import Config
-    from util.model import DeepSpeechModel
+    from util.config import Config, FeatureConfig
+    from util.models import build_model
 
     alphabet = Alphabet(os.path.join(ROOT, "data", "alphabet.txt"))
     base = Config()
     kind = "bi" if bidirectional else "uni"
-    name = f"h{n_hidden}_{kind}_{'int8' if quantize else 'f32'}"
+    name = f"{model_name}_h{n_hidden}_{kind}_{'int8' if quantize else 'f32'}"
+    features = base.features
+    if model_name == "deepspeech2":
+        features = FeatureConfig.of_type(
+            "spectrogram", feature_normalization="utterance"
+        )
     cfg = dataclasses.replace(
         base,
+        features=features,
         model=dataclasses.replace(
-            base.model, n_hidden=n_hidden, bidirectional=bidirectional
+            base.model, n_hidden=n_hidden, bidirectional=bidirectional,
+            model=model_name, rnn_hidden_size=n_hidden, rnn_layers=rnn_layers,
         ),
         export=dataclasses.replace(base.export, export_dir=tmp, export_file_name=name,
                                    export_quantize=quantize),
     )  # fmt: skip
-    model = DeepSpeechModel(cfg.model, cfg.features.n_mfcc, alphabet.n_classes)
+    model = build_model(cfg.model, cfg.features.n_input, alphabet.n_classes)
     return export.export_tflite(model, cfg, alphabet)
 
 
@@ -85,14 +103,19 @@ def main() -> None:
     p.add_argument("--threads", default="1,2")
     p.add_argument("--directions", default="uni,bi")
     p.add_argument("--quantize", default="0,1")
+    p.add_argument(
+        "--model", default="deepspeech", choices=["deepspeech", "deepspeech2"]
+    )
+    p.add_argument("--rnn_layers", type=int, default=5, help="deepspeech2 only")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for n_hidden in map(int, args.n_hidden.split(",")):
             for direction in args.directions.split(","):
                 for quantize in map(int, args.quantize.split(",")):
                     path = export_model(
-                        tmp, n_hidden, direction == "bi", bool(quantize)
-                    )
+                        tmp, n_hidden, direction == "bi", bool(quantize),
+                        args.model, args.rnn_layers,
+                    )  # fmt: skip
                     for threads in map(int, args.threads.split(",")):
                         code = _CHILD.format(
                             path=path,
@@ -107,7 +130,8 @@ def main() -> None:
                         if child.returncode:
                             sys.exit(f"client run failed:\n{child.stderr[-3000:]}")
                         out = child.stdout
-                        row = {"n_hidden": n_hidden, "direction": direction,
+                        row = {"model": args.model, "n_hidden": n_hidden,
+                               "direction": direction,
                                "int8": bool(quantize), "threads": threads,
                                "size_mb": round(os.path.getsize(path) / 1e6, 1),
                                **json.loads(out.strip().splitlines()[-1])}  # fmt: skip

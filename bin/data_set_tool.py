@@ -72,9 +72,9 @@ def _record(sample: Sample, kind: str, cfg: FeatureConfig) -> bytes:
         return shards.audio_example(
             sample.transcript, sample.wav_filename, audio, cfg.audio_sample_rate
         )
-    from util.features import compute_mfcc
+    from util.features import compute_features
 
-    features, _ = compute_mfcc(audio, cfg)
+    features, _ = compute_features(audio, cfg)
     return shards.features_example(
         sample.transcript, sample.wav_filename, features.numpy(), cfg
     )

@@ -41,13 +41,23 @@ RESOLVED_FIELDS = {
 }
 # Edge-only flags, or flags that set other fields; notify: its URLs may hold tokens,
 # so it stays out of config.json.
-EDGE_FLAGS = {"log_level", "checkpoint_dir", "scorer", "notify"}
+# Aliases (scorer, and the DeepSpeech2 reference's rnn_hidden_layers/is_bidirectional)
+# are flags without fields of their own.
+EDGE_FLAGS = {
+    "log_level",
+    "checkpoint_dir",
+    "scorer",
+    "notify",
+    "rnn_hidden_layers",
+    "is_bidirectional",
+}
 # DeepSpeech 0.9 flags read by Config.from_flags's checks (refused or warned about).
 DS09_FLAGS = set(DS09_IGNORED) | set(DS09_NOT_YET)
 FIXED_FIELDS = {
     "n_mfcc",
     "n_filterbank",
     "lower_frequency_limit",
+    "preemphasis",  # fbank: python_speech_features' 0.97
 }  # DeepSpeech's, no flag
 
 

@@ -83,8 +83,17 @@ def test_logits_length_is_what_the_model_emits():
     for n_frames in (1, 7, 30):
         features = tf.zeros([1, n_frames, 26])
         logits = model(features, tf.constant([n_frames]))
-        expected = int(logits_length(tf.constant([n_frames]))[0])
+        expected = int(logits_length(tf.constant([n_frames]), model.cfg)[0])
         assert logits.shape[1] == expected, n_frames
+
+
+def test_logits_length_is_identity_for_deepspeech_and_a_quarter_for_ds2():
+    lengths = tf.constant([0, 7, 123], tf.int32)
+    np.testing.assert_array_equal(
+        logits_length(lengths, ModelConfig()).numpy(), lengths.numpy()
+    )
+    ds2 = ModelConfig(model="deepspeech2")
+    np.testing.assert_array_equal(logits_length(lengths, ds2).numpy(), [0, 2, 31])
 
 
 def test_greedy_decoding_respects_lengths_and_merges_repeats():
@@ -114,7 +123,9 @@ def test_loss_decreases_with_adam_on_one_batch():
     def step():
         with tf.GradientTape() as tape:
             logits = model(features, features_len)
-            losses = ctc_loss(logits, logits_length(features_len), labels, labels_len)
+            losses = ctc_loss(
+                logits, logits_length(features_len, model.cfg), labels, labels_len
+            )
             loss = tf.reduce_mean(losses)
         grads = tape.gradient(loss, variables)
         optimizer.apply(grads, variables)

@@ -63,7 +63,7 @@ def _logits_loss_grads(model, features, lengths, labels, cudnn: bool):
     with tf.GradientTape() as tape:
         logits = model(features, lengths, training=True, cudnn=cudnn)
         losses = ctc_loss(
-            logits, logits_length(lengths), labels, tf.constant([4, 3, 2, 4])
+            logits, logits_length(lengths, model.cfg), labels, tf.constant([4, 3, 2, 4])
         )
         loss = tf.reduce_sum(losses)
     grads = tape.gradient(loss, model.trainable_variables)

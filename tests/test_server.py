@@ -216,9 +216,10 @@ def test_stream_limit_refuses_with_try_again_later(model, clips):
     with RunningServer(server.create_app(model, limits)) as running:
 
         async def scenario():
-            async with websockets.connect(running.ws_url) as a, websockets.connect(
-                running.ws_url
-            ) as b:
+            async with (
+                websockets.connect(running.ws_url) as a,
+                websockets.connect(running.ws_url) as b,
+            ):
                 await a.send(clips[0][:CHUNK].tobytes())
                 await b.send(clips[0][:CHUNK].tobytes())
                 await a.recv(), await b.recv()

@@ -50,8 +50,19 @@ STATE_FILE = "checkpoint"  # TF's list of the checkpoints of one directory
 LOCK_FILE = "training.lock"  # held by the run that trains into the directory
 # Fields that decide the meaning and shape of the weights.
 GEOMETRY_FIELDS = {
-    "model": ("n_hidden", "n_context", "bidirectional", "layer_norm"),
+    "model": (
+        "model",
+        "n_hidden",
+        "n_context",
+        "bidirectional",
+        "layer_norm",
+        "rnn_type",
+        "rnn_layers",
+        "rnn_hidden_size",
+    ),
     "features": (
+        "feature_type",
+        "feature_normalization",
         "audio_sample_rate",
         "feature_win_len",
         "feature_win_step",
@@ -97,12 +108,24 @@ class TrainingState(tf.Module):
         self.epochs_since_lr_change = tf.Variable(0, dtype=tf.int64, trainable=False)
 
 
+# Geometry fields that one model does not use (a mismatch there changes nothing).
+UNUSED_FIELDS = {
+    "deepspeech": ("rnn_type", "rnn_layers", "rnn_hidden_size"),
+    "deepspeech2": ("n_hidden", "n_context", "layer_norm"),
+}
+
+
 def geometry_differences(saved: Config, current: Config) -> List[str]:
     """Human-readable ``section.field: saved X, now Y`` for every geometry mismatch."""
     diffs = []
+    unused = UNUSED_FIELDS.get(saved.model.model, ())
+    if saved.model.model != current.model.model:
+        unused = ()
     for section, names in GEOMETRY_FIELDS.items():
         old, new = getattr(saved, section), getattr(current, section)
         for name in names:
+            if section == "model" and name in unused:
+                continue
             if getattr(old, name) != getattr(new, name):
                 diffs.append(
                     f"{section}.{name}: checkpoint {getattr(old, name)!r}, "

@@ -22,16 +22,42 @@ DROPOUT_LAYERS = (1, 2, 3, 5)  # layers followed by dropout (and --layer_norm)
 DEFAULT_DATA_DIR = os.path.join("~", ".local", "share", "deepspeech")
 
 
+FEATURE_TYPES = ("mfcc", "spectrogram", "fbank")
+FEATURE_NORMALIZATIONS = ("none", "utterance")
+MODELS = ("deepspeech", "deepspeech2")
+RNN_TYPES = ("gru", "lstm", "rnn")
+# Defaults that depend on the feature type (doc/TRAINING.rst "Choosing features"):
+# mfcc: DeepSpeech 0.9 (32 ms / 20 ms, TF's 40 mel channels); spectrogram: the
+# DeepSpeech2 reference (20 ms / 10 ms); fbank: the deep_speech_1 recipe (20 ms / 10 ms,
+# 80 log mel energies computed with python_speech_features).
+FEATURE_TYPE_DEFAULTS: Mapping[str, Mapping[str, int]] = {
+    "mfcc": {"feature_win_len": 32, "feature_win_step": 20, "n_filterbank": 40},
+    "spectrogram": {"feature_win_len": 20, "feature_win_step": 10, "n_filterbank": 40},
+    "fbank": {"feature_win_len": 20, "feature_win_step": 10, "n_filterbank": 80},
+}
+# Per model: the features it is trained on unless --feature_type/--feature_normalization
+# say otherwise (DeepSpeech 0.9's raw MFCCs; the DeepSpeech2 reference's normalised
+# spectrogram).
+MODEL_FEATURE_DEFAULTS: Mapping[str, Tuple[str, str]] = {
+    "deepspeech": ("mfcc", "none"),
+    "deepspeech2": ("spectrogram", "utterance"),
+}
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
-    """MFCC front end. DeepSpeech: 26 MFCCs, 32 ms Hann window every 20 ms, 16 kHz."""
+    """The front end (util/features.py). Defaults: DeepSpeech's 26 MFCCs, 32 ms Hann
+    window every 20 ms, 16 kHz. ``of_type`` gives another type's defaults."""
 
     audio_sample_rate: int = 16000  # Hz
     feature_win_len: int = 32  # ms
     feature_win_step: int = 20  # ms
     n_mfcc: int = 26  # cepstral coefficients per frame (DeepSpeech's n_input)
-    n_filterbank: int = 40  # mel channels of TF's Mfcc op (its default, as DeepSpeech)
-    lower_frequency_limit: float = 20.0  # Hz, TF's Mfcc default
+    n_filterbank: int = 40  # mel channels: TF's Mfcc default (mfcc), 80 (fbank)
+    lower_frequency_limit: float = 20.0  # Hz, TF's Mfcc default (mfcc only)
+    feature_type: str = "mfcc"  # mfcc | spectrogram | fbank
+    feature_normalization: str = "none"  # none | utterance (per-bin mean/var)
+    preemphasis: float = 0.97  # fbank only: y[n] = x[n] - 0.97 x[n-1]
 
     def __post_init__(self) -> None:
         if self.audio_sample_rate <= 0:
@@ -40,6 +66,26 @@ class FeatureConfig:
             raise ValueError("--feature_win_step must be in (0, --feature_win_len]")
         if self.win_len_samples < 2:
             raise ValueError("--feature_win_len is shorter than two samples")
+        if self.feature_type not in FEATURE_TYPES:
+            raise ValueError(
+                f"--feature_type must be one of {', '.join(FEATURE_TYPES)}"
+            )
+        if self.feature_normalization not in FEATURE_NORMALIZATIONS:
+            raise ValueError(
+                "--feature_normalization must be one of "
+                + ", ".join(FEATURE_NORMALIZATIONS)
+            )
+
+    @classmethod
+    def of_type(cls, feature_type: str, **overrides: Any) -> "FeatureConfig":
+        """The config of ``feature_type`` with its defaults, then ``overrides``."""
+        if feature_type not in FEATURE_TYPE_DEFAULTS:
+            raise ValueError(
+                f"--feature_type must be one of {', '.join(FEATURE_TYPES)}"
+            )
+        values: Dict[str, Any] = dict(FEATURE_TYPE_DEFAULTS[feature_type])
+        values.update(overrides)
+        return cls(feature_type=feature_type, **values)
 
     @property
     def win_len_samples(self) -> int:
@@ -54,16 +100,72 @@ class FeatureConfig:
         """Hz; DeepSpeech passes the Nyquist frequency to TF's Mfcc op."""
         return self.audio_sample_rate / 2
 
+    @property
+    def n_input(self) -> int:
+        """Values per feature frame: MFCCs, spectrogram bins or mel energies."""
+        if self.feature_type == "spectrogram":
+            return self.win_len_samples // 2 + 1  # 161 at 16 kHz / 20 ms
+        if self.feature_type == "fbank":
+            return self.n_filterbank
+        return self.n_mfcc
+
+    @property
+    def fft_len(self) -> int:
+        """FFT points: the window (spectrogram: 320 -> 161 bins at 16 kHz / 20 ms), or
+        the next power of two (mfcc: TF's AudioSpectrogram; fbank: 512 at 16 kHz, as
+        python_speech_features' default NFFT)."""
+        if self.feature_type == "spectrogram":
+            return self.win_len_samples
+        return 1 << (self.win_len_samples - 1).bit_length()
+
+    @property
+    def history_samples(self) -> int:
+        """Samples before a frame that its features depend on (fbank's pre-emphasis
+        reads one); a streaming client keeps them when it cuts audio into chunks."""
+        return 1 if self.feature_type == "fbank" and self.preemphasis else 0
+
+    @property
+    def streamable(self) -> bool:
+        """Frames depend on their own window only (no per-utterance statistics)."""
+        return self.feature_normalization == "none"
+
     def n_frames(self, n_samples: int) -> int:
-        """Feature frames TF's AudioSpectrogram yields for ``n_samples`` (unpadded)."""
+        """Feature frames of ``n_samples``: whole windows, as TF's AudioSpectrogram."""
         if n_samples < self.win_len_samples:
             return 0
         return 1 + (n_samples - self.win_len_samples) // self.win_step_samples
 
 
+# The DeepSpeech2 reference's convolutions over (time, frequency): kernel, stride and
+# symmetric zero padding per axis (tensorflow/models research/deep_speech).
+DS2_CONV_LAYERS: Tuple[
+    Tuple[Tuple[int, int], Tuple[int, int], Tuple[int, int]], ...
+] = (
+    ((41, 11), (2, 2), (20, 5)),
+    ((21, 11), (2, 1), (10, 5)),
+)
+DS2_CONV_FILTERS = 32
+
+
+def conv_output_len(n: Any, kernel: int, stride: int, padding: int) -> Any:
+    """Outputs of a 'valid' convolution over ``n`` steps padded ``padding`` each side.
+
+    Works on ints and on integer tensors (only ``+`` and ``//``), so the sample
+    validation (no TensorFlow) and the CTC loss use this one formula.
+    """
+    return (n + 2 * padding - kernel) // stride + 1
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """Deep Speech geometry: 3 clipped-ReLU dense, (Bi)LSTM, dense, chars + blank."""
+    """The acoustic model's geometry (doc/TRAINING.rst "Choosing a geometry").
+
+    ``deepspeech``: 3 clipped-ReLU dense, (Bi)LSTM, dense, chars + blank (``n_hidden``,
+    ``n_context``, ``dropout_rate``, ``relu_clip``). ``deepspeech2``: the
+    tensorflow/models DeepSpeech2 (``DS2_CONV_LAYERS``, then ``rnn_layers`` x
+    ``rnn_hidden_size`` ``rnn_type`` cells, batch norm; ``batch_norm_decay``).
+    ``bidirectional`` applies to both.
+    """
 
     n_hidden: int = 2048
     n_context: int = 9  # frames each side; layer 1 sees 2 * n_context + 1 frames
@@ -77,6 +179,11 @@ class ModelConfig:
     dropout_rate3: Optional[float] = None
     dropout_rate6: Optional[float] = None
     layer_norm: bool = False  # layer normalisation after layers 1, 2, 3 and 5
+    model: str = "deepspeech"  # deepspeech | deepspeech2
+    rnn_type: str = "gru"  # deepspeech2: gru | lstm | rnn
+    rnn_layers: int = 5  # deepspeech2: recurrent layers
+    rnn_hidden_size: int = 800  # deepspeech2: cells per direction
+    batch_norm_decay: float = 0.997  # deepspeech2: moving-average decay (reference)
 
     def __post_init__(self) -> None:
         if self.n_hidden <= 0:
@@ -93,6 +200,14 @@ class ModelConfig:
                 raise ValueError(
                     f"--{name} must be in [0, 1) (negative: --dropout_rate)"
                 )
+        if self.model not in MODELS:
+            raise ValueError(f"--model must be one of {', '.join(MODELS)}")
+        if self.rnn_type not in RNN_TYPES:
+            raise ValueError(f"--rnn_type must be one of {', '.join(RNN_TYPES)}")
+        if self.rnn_layers < 1 or self.rnn_hidden_size < 1:
+            raise ValueError("--rnn_layers and --rnn_hidden_size must be >= 1")
+        if not 0.0 <= self.batch_norm_decay < 1.0:
+            raise ValueError("--batch_norm_decay must be in [0, 1)")
 
     @property
     def window_frames(self) -> int:
@@ -106,6 +221,29 @@ class ModelConfig:
             layer
         ]
         return self.dropout_rate if rate is None else rate
+
+    @property
+    def time_stride(self) -> int:
+        """Feature frames per output frame (DeepSpeech2: 2 x 2 = 4)."""
+        if self.model != "deepspeech2":
+            return 1
+        stride = 1
+        for _, (time_stride, _), _ in DS2_CONV_LAYERS:
+            stride *= time_stride
+        return stride
+
+    def output_frames(self, n_frames: Any) -> Any:
+        """Logit frames of an utterance of ``n_frames`` feature frames (int or tensor).
+
+        DeepSpeech: one per frame ('SAME' context window). DeepSpeech2: each convolution
+        maps n -> (n + 2 p - k) // s + 1 over time, i.e. ceil(n / 2) twice, the exact
+        form of the reference's proportional ``compute_length_after_conv``.
+        """
+        if self.model != "deepspeech2":
+            return n_frames
+        for (kernel, _), (stride, _), (padding, _) in DS2_CONV_LAYERS:
+            n_frames = conv_output_len(n_frames, kernel, stride, padding)
+        return n_frames
 
 
 @dataclass(frozen=True)
@@ -285,6 +423,7 @@ class ClusterConfig:
     heartbeat_timeout_s: int = 30  # s of silence before a worker counts as dead
     collective_timeout_s: int = 600  # s an all-reduce may wait for a peer, 0 = forever
     cluster_start_timeout_s: int = 600  # s to wait at start for every worker to connect
+    num_gpus: Optional[int] = None  # local replicas: N GPUs, -1 all, 0 CPU; None: auto
 
     def __post_init__(self) -> None:
         if self.ps_hosts or self.job_name == "ps":
@@ -304,6 +443,8 @@ class ClusterConfig:
                 f"--task_index {self.task_index} is not a position in --worker_hosts "
                 f"(0..{len(self.worker_hosts) - 1})"
             )
+        if self.num_gpus is not None and self.num_gpus < -1:
+            raise ValueError("--num_gpus must be -1 (all), 0 (CPU) or a GPU count")
         for name in (
             "heartbeat_timeout_s",
             "collective_timeout_s",
@@ -372,7 +513,7 @@ class Config:
         ckpt_dir = f["checkpoint_dir"] or _default_dir("checkpoints")
         check_ds09_flags(f)
         return cls(
-            features=_section(FeatureConfig, f),
+            features=_features_from_flags(f),
             model=_section(ModelConfig, f, **_layer_dropout(f)),
             data=_section(
                 DataConfig,
@@ -451,6 +592,23 @@ class Config:
                 for name in sections
             }
         )
+
+
+def _features_from_flags(f: Mapping[str, Any]) -> FeatureConfig:
+    """The feature section: --feature_type/--feature_normalization default per --model,
+    window and mel channels per feature type; flags given explicitly win."""
+    model = f.get("model") or "deepspeech"
+    if model not in MODEL_FEATURE_DEFAULTS:
+        raise ValueError(f"--model must be one of {', '.join(MODELS)}")
+    default_type, default_norm = MODEL_FEATURE_DEFAULTS[model]
+    feature_type = f.get("feature_type") or default_type
+    values = {
+        fl.name: f[fl.name]
+        for fl in dataclasses.fields(FeatureConfig)
+        if f.get(fl.name) is not None and fl.name != "feature_type"
+    }
+    values.setdefault("feature_normalization", default_norm)
+    return FeatureConfig.of_type(feature_type, **values)
 
 
 def _default_dir(kind: str) -> str:

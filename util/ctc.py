@@ -10,15 +10,21 @@ layout that kernel wants happens here, once.
 
 import tensorflow as tf
 
+from util.config import ModelConfig
 
-def logits_length(features_len: tf.Tensor) -> tf.Tensor:
-    """Logit frames per utterance: the model has no striding, so one per feature frame.
 
-    Layer 1's context window uses 'SAME' zero padding (DeepSpeech's overlapping
-    windows), so the time axis is preserved exactly. Kept as a function so that a model
-    with striding changes one place.
+@tf.autograph.experimental.do_not_convert  # plain arithmetic; nothing to convert
+def logits_length(features_len: tf.Tensor, cfg: ModelConfig) -> tf.Tensor:
+    """Logit frames per utterance from its real feature frames, int32 [B] -> [B].
+
+    DeepSpeech: one per feature frame (layer 1's context window uses 'SAME' zero
+    padding). DeepSpeech2: each utterance's own length through both convolutions'
+    time strides (``ModelConfig.output_frames``, ceil(n / 4)), not the padded batch's:
+    the reference's ``compute_length_after_conv`` scales the batch's conv output by
+    ``input_length / max_time_steps`` instead. The sample validation
+    (util/samples.py) uses the same formula, so no sample CTC cannot fit gets through.
     """
-    return features_len
+    return cfg.output_frames(features_len)
 
 
 def ctc_loss(

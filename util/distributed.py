@@ -90,6 +90,28 @@ def is_chief(cluster: Optional[TFConfig] = None) -> bool:
     return task["type"] == "worker" and task.get("index", 0) == 0
 
 
+def local_devices(num_gpus: Optional[int]) -> Optional[List[str]]:
+    """The devices ``--num_gpus`` asks for (the DeepSpeech2 reference's flag).
+
+    None: let ``make_strategy`` decide (every GPU when there are several); -1: every
+    visible GPU; 0: the CPU; N: the first N GPUs, or a ValueError naming the flag
+    when fewer are visible.
+    """
+    if num_gpus is None:
+        return None
+    gpus = [g.name for g in tf.config.list_logical_devices("GPU")]
+    if num_gpus == 0 or (num_gpus == -1 and not gpus):
+        return [tf.config.list_logical_devices("CPU")[0].name]
+    if num_gpus == -1:
+        return gpus
+    if num_gpus > len(gpus):
+        raise ValueError(
+            f"--num_gpus {num_gpus}: only {len(gpus)} GPU(s) visible; pass "
+            f"--num_gpus {len(gpus)} or -1 (all)"
+        )
+    return gpus[:num_gpus]
+
+
 def make_strategy(
     devices: Optional[Sequence[str]] = None,
     cluster: Optional[TFConfig] = None,

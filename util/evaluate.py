@@ -16,7 +16,7 @@ from ctcdecode import Alphabet, BatchDecoder, BeamOptions, Scorer, ctc_greedy_de
 from util.audio import read_audio
 from util.config import Config, DecoderConfig
 from util.evaluate_tools import SetReport, make_sample_result
-from util.features import compute_mfcc
+from util.features import compute_features
 from util.feeding import batch_plan, make_dataset
 from util.progress import Progress
 from util.samples import Sample, SampleSet
@@ -93,7 +93,7 @@ def predict(
     for n, batch in enumerate(make_dataset(samples, plan, cfg.features), 1):
         losses, probs = steps.eval_step(batch)
         losses, probs = losses.numpy(), probs.numpy()
-        lengths = batch["features_len"].numpy()
+        lengths = cfg.model.output_frames(batch["features_len"].numpy())
         index = batch["index"].numpy()
         skipped = batch["skipped"].numpy()  # util.feeding warned: audio undecodable
         undecodable += [samples[i].wav_filename for i in index[skipped]]
@@ -166,12 +166,13 @@ def transcribe_file(steps: Steps, path: str, cfg: Config, alphabet: Alphabet) ->
             conversion.source_rate,
             conversion.source_channels,
         )
-    features, features_len = compute_mfcc(tf.constant(samples), cfg.features)
+    features, features_len = compute_features(tf.constant(samples), cfg.features)
     logits = steps.model(features[tf.newaxis], features_len[tf.newaxis], training=False)
     probs = tf.nn.softmax(logits)[0].numpy()
     decoder = make_decoder(cfg.decoder, alphabet)
     try:
-        return decode_batch(decoder, [probs[: int(features_len)]], alphabet)[0]
+        n_out = cfg.model.output_frames(int(features_len))
+        return decode_batch(decoder, [probs[:n_out]], alphabet)[0]
     finally:
         if decoder is not None:
             decoder.close()

@@ -1,7 +1,7 @@
 """Export: a SavedModel and a self-describing TFLite model, from raw samples to probs.
 
-Every serving function computes features with util/features.py's ``compute_mfcc`` - the
-same function the training pipeline maps over its dataset - so the client never
+Every serving function computes features with util/features.py's ``compute_features``
+- the same function the training pipeline maps over its dataset - so the client never
 re-implements the front end. Exports are self-describing (DeepSpeech#1328 was a client
 given the wrong alphabet by hand): ``metadata.json`` beside the SavedModel, and inside
 the ``.tflite`` file a ``metadata`` signature returning the same JSON (see
@@ -9,12 +9,16 @@ doc/EXPORT.rst).
 
 TFLite signatures of ``<export_dir>/<export_file_name>.tflite``:
 
-* ``probabilities``: ``samples`` int16 ``[n]`` -> ``probs`` float32 ``[T, C]``,
-  ``probs_len`` int32 ``[]`` (whole utterance; both LSTM directions);
-* ``features``: ``samples`` int16 ``[n]`` -> ``features`` float32 ``[T, n_mfcc]``
+* ``probabilities``: ``samples`` int16 ``[n]`` -> ``probs`` float32 ``[T', C]``,
+  ``probs_len`` int32 ``[]`` (whole utterance; both directions). ``T' = T`` for
+  DeepSpeech, ``ceil(T / 4)`` for DeepSpeech2 (metadata ``time_stride``);
+* ``features``: ``samples`` int16 ``[n]`` -> ``features`` float32 ``[T, n_input]``
   (the streaming client's front end; frames depend only on their own window, so
-  features of consecutive audio chunks concatenate to those of the whole);
-* ``stream`` (unidirectional models only): ``features`` float32
+  features of consecutive audio chunks concatenate to those of the whole). The first
+  ``feature_history_samples`` samples (metadata; 1 for fbank's pre-emphasis, else 0)
+  are the audio before the chunk, read for context only;
+* ``stream`` (unidirectional DeepSpeech models on features without per-utterance
+  normalisation; metadata ``streaming``): ``features`` float32
   ``[m, n_mfcc]`` with ``m >= 2 * n_context + 1``, ``state_h``/``state_c`` float32
   ``[n_hidden]`` -> ``probs`` ``[m - 2 * n_context, C]`` and the new state. Row ``i``
   of ``probs`` is frame ``i + n_context`` of the chunk: the stream lags ``n_context``
@@ -33,8 +37,14 @@ TFLite signatures of ``<export_dir>/<export_file_name>.tflite``:
 * ``metadata``: no input -> ``metadata`` tf.string ``[]``, the JSON of
   :func:`metadata`.
 
-All ops are TFLite builtins plus the ``AudioSpectrogram``/``Mfcc`` custom ops that
-``ai-edge-litert`` ships: no Flex ops, no TensorFlow needed to run the model.
+All ops are TFLite builtins plus, for mfcc features, the ``AudioSpectrogram``/``Mfcc``
+custom ops that ``ai-edge-litert`` ships: no Flex ops, no TensorFlow needed to run the
+model. DeepSpeech2's batch normalisation is folded: the one before each recurrent
+layer and before the output layer into the following matrix, the convolutions' into
+one per-channel multiply-add (a ReLU6 sits between them and the kernel).
+
+DeepSpeech2 does not stream (metadata ``streaming`` false, no ``stream`` signature): a
+client buffers the audio and runs ``probabilities`` over all of it (doc/USING.rst).
 """
 
 import dataclasses
@@ -50,9 +60,9 @@ from absl import logging
 from ctcdecode import Alphabet
 from ctcdecode.fileio import atomic_path, atomic_write_text, temporary_name
 from util.config import Config, ExportConfig
-from util.features import compute_mfcc
+from util.features import compute_features
 from util.lstm import lstm_inference
-from util.model import DeepSpeechModel
+from util.models import AcousticModel
 
 EXPORT_FORMAT_VERSION = 2  # 2: TFLite signatures + embedded metadata
 METADATA_FILE = "metadata.json"
@@ -63,9 +73,7 @@ TFLITE_SUFFIX = ".tflite"
 class _Serving(tf.Module):
     """The serving functions of one model; see the module docstring for signatures."""
 
-    def __init__(
-        self, model: DeepSpeechModel, cfg: Config, meta_json: str = ""
-    ) -> None:
+    def __init__(self, model: AcousticModel, cfg: Config, meta_json: str = "") -> None:
         super().__init__(name="serving")
         self.model = model
         self._features = cfg.features
@@ -74,16 +82,20 @@ class _Serving(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int16, name="samples")])
     def probabilities(self, samples: tf.Tensor) -> Dict[str, tf.Tensor]:
         """samples : int16 [n], mono at the model rate -> probs float32 [T, C]."""
-        features, features_len = self._mfcc(samples)
+        features, features_len = self._features_of(samples)
         logits = self.model(
             features[tf.newaxis], features_len[tf.newaxis], training=False
         )
-        return {"probs": tf.nn.softmax(logits)[0], "probs_len": features_len}
+        probs_len = self.model.cfg.output_frames(features_len)
+        return {"probs": tf.nn.softmax(logits)[0], "probs_len": probs_len}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int16, name="samples")])
     def features(self, samples: tf.Tensor) -> Dict[str, tf.Tensor]:
-        """samples : int16 [n] -> features float32 [cfg.n_frames(n), n_mfcc]."""
-        features, _ = self._mfcc(samples)
+        """samples : int16 [h + n] -> features float32 [cfg.n_frames(n), n_input]
+        (h = ``cfg.history_samples``: context before the chunk)."""
+        h = self._features.history_samples
+        history = tf.cast(samples[:h], tf.float32) / INT16_SCALE
+        features, _ = self._features_of(samples[h:], history)
         return {"features": features}
 
     @tf.function(input_signature=[])
@@ -91,8 +103,9 @@ class _Serving(tf.Module):
         """The export's metadata JSON as a scalar tf.string."""
         return {"metadata": tf.constant(self._meta_json)}
 
-    def _mfcc(self, samples: tf.Tensor):
-        return compute_mfcc(tf.cast(samples, tf.float32) / INT16_SCALE, self._features)
+    def _features_of(self, samples: tf.Tensor, history=None):
+        audio = tf.cast(samples, tf.float32) / INT16_SCALE
+        return compute_features(audio, self._features, history)
 
     def stream_function(self) -> tf.types.experimental.ConcreteFunction:
         """The ``stream`` signature's concrete function (unidirectional models)."""
@@ -174,8 +187,11 @@ def metadata(cfg: Config, alphabet: Alphabet) -> Dict[str, Any]:
             "dtype": "float32",
             "shape": [None, alphabet.n_classes],
         },
-        "streaming": not cfg.model.bidirectional,
+        "streaming": can_stream(cfg),
         "stream_lag_frames": cfg.model.n_context,
+        "time_stride": cfg.model.time_stride,
+        "n_input": cfg.features.n_input,
+        "feature_history_samples": cfg.features.history_samples,
         "quantized": exp.export_quantize,
         "beam_width": exp.export_beam_width,
         "language": exp.export_language,
@@ -246,6 +262,28 @@ def export_outputs(exp: ExportConfig) -> List[str]:
     return [name, name + TFLITE_SUFFIX, METADATA_FILE, card]
 
 
+def can_chunk(cfg: Config) -> bool:
+    """Whether the export gets the ``chunk_backward``/``chunk_forward`` signatures: a
+    bidirectional DeepSpeech model on features without per-utterance statistics (the
+    client computes the features of a long file in pieces)."""
+    return (
+        cfg.model.model == "deepspeech"
+        and cfg.model.bidirectional
+        and cfg.features.streamable
+    )
+
+
+def can_stream(cfg: Config) -> bool:
+    """Whether the export gets a ``stream`` signature: a unidirectional DeepSpeech
+    model on features without per-utterance statistics. DeepSpeech2 is decoded whole
+    (see the module docstring)."""
+    return (
+        cfg.model.model == "deepspeech"
+        and not cfg.model.bidirectional
+        and cfg.features.streamable
+    )
+
+
 def prepare_export_dir(exp: ExportConfig) -> str:
     """``exp.export_dir``, created; with ``--remove_export`` an earlier export's
     entries (:func:`export_outputs`) are removed first, and nothing else: the
@@ -265,7 +303,7 @@ def prepare_export_dir(exp: ExportConfig) -> str:
     return exp.export_dir
 
 
-def export_saved_model(model: DeepSpeechModel, cfg: Config, alphabet: Alphabet) -> str:
+def export_saved_model(model: AcousticModel, cfg: Config, alphabet: Alphabet) -> str:
     """Write ``<export_dir>/<export_file_name>/`` (SavedModel) and ``metadata.json``.
 
     Built in a temporary directory and renamed into place, so an interrupted export
@@ -296,7 +334,7 @@ def _write_metadata_json(cfg: Config, alphabet: Alphabet) -> None:
     )
 
 
-def tflite_bytes(model: DeepSpeechModel, cfg: Config, alphabet: Alphabet) -> bytes:
+def tflite_bytes(model: AcousticModel, cfg: Config, alphabet: Alphabet) -> bytes:
     """The ``.tflite`` flatbuffer with every signature of the module docstring.
 
     ``cfg.export.export_quantize`` stores weights as int8 (post-training dynamic-range
@@ -309,19 +347,20 @@ def tflite_bytes(model: DeepSpeechModel, cfg: Config, alphabet: Alphabet) -> byt
         serving.features.get_concrete_function(),
         serving.metadata.get_concrete_function(),
     ]
-    if cfg.model.bidirectional:
+    if can_chunk(cfg):
         functions += serving.chunk_functions()
-    else:
+    elif can_stream(cfg):
         functions.append(serving.stream_function())
     converter = tf.lite.TFLiteConverter.from_concrete_functions(functions, serving)
-    converter.allow_custom_ops = True  # AudioSpectrogram, Mfcc: shipped by the runtime
+    # mfcc: AudioSpectrogram, Mfcc (shipped by the runtime); spectrogram/fbank: none.
+    converter.allow_custom_ops = cfg.features.feature_type == "mfcc"
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if cfg.export.export_quantize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     return converter.convert()
 
 
-def export_tflite(model: DeepSpeechModel, cfg: Config, alphabet: Alphabet) -> str:
+def export_tflite(model: AcousticModel, cfg: Config, alphabet: Alphabet) -> str:
     """Write ``<export_dir>/<export_file_name>.tflite`` atomically + metadata.json."""
     export_dir = cfg.export.export_dir
     if not export_dir:

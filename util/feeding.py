@@ -2,7 +2,7 @@
 
 Contract (doc/ARCHITECTURE.rst, Contracts): every batch is a dict
 
-- ``features``: float32 [B, T, n_mfcc], zero beyond each sample's length
+- ``features``: float32 [B, T, n_input], zero beyond each sample's length
 - ``features_len``: int32 [B], real frames per sample
 - ``labels``: int32 [B, L], alphabet indices, zero beyond each label length
 - ``labels_len``: int32 [B]
@@ -47,7 +47,7 @@ from ctcdecode.fileio import atomic_write
 from util import sample_collections
 from util.audio import AudioError, read_audio
 from util.config import FeatureConfig
-from util.features import compute_mfcc
+from util.features import compute_features
 from util.progress import Progress
 from util.samples import Sample
 from util.tfrecords import RecordFeatures, file_of, holds_features, read_record_audio
@@ -96,9 +96,9 @@ def make_dataset(
 
     Audio is decoded with ``util.audio.read_audio`` (or features come from ``cache``,
     which must have been opened for the same ``samples``), featurized with
-    ``util.features.compute_mfcc`` in parallel, and batched in plan order. An empty plan
-    gives an empty dataset. ``rows``: positions within each batch to load; the others
-    keep their labels and index but get a zero frame of length 0. A worker of
+    ``util.features.compute_features`` in parallel, and batched in plan order. An empty
+    plan gives an empty dataset. ``rows``: positions within each batch to load; the
+    others keep their labels and index but get a zero frame of length 0. A worker of
     a cluster loads only the rows its replicas read (``util.distributed.worker_rows``).
     """
     _check_plan(plan, len(samples))
@@ -120,7 +120,7 @@ def make_dataset(
 
     def blank() -> Tuple[tf.Tensor, tf.Tensor]:
         # One zero frame, so a batch with no loaded row still has a time axis.
-        return tf.zeros([1, cfg.n_mfcc], tf.float32), tf.constant(0, tf.int32)
+        return tf.zeros([1, cfg.n_input], tf.float32), tf.constant(0, tf.int32)
 
     def load_or_blank(index: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
         features, features_len = load(index)
@@ -175,7 +175,7 @@ def _label_table(samples: Sequence[Sample]) -> Tuple[tf.Tensor, tf.Tensor]:
 
 
 def _audio_loader(samples: Sequence[Sample], cfg: FeatureConfig) -> Any:
-    """index int32 scalar -> (features float32 [T, n_mfcc], features_len int32)."""
+    """index int32 scalar -> (features float32 [T, n_input], features_len int32)."""
 
     def read(index: np.ndarray) -> np.ndarray:
         sample = samples[int(index)]
@@ -188,8 +188,8 @@ def _audio_loader(samples: Sequence[Sample], cfg: FeatureConfig) -> Any:
     def load(index: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
         audio = tf.numpy_function(read, [index], tf.float32, stateful=False)
         audio.set_shape([None])
-        features, features_len = compute_mfcc(audio, cfg)
-        features = tf.ensure_shape(features, [None, cfg.n_mfcc])
+        features, features_len = compute_features(audio, cfg)
+        features = tf.ensure_shape(features, [None, cfg.n_input])
         return features, tf.cast(features_len, tf.int32)
 
     return load
@@ -219,14 +219,14 @@ def _warn_undecodable(sample: Sample, err: Exception) -> None:
 
 
 def _cached_loader(cache: "FeatureCache", cfg: FeatureConfig) -> Any:
-    """index int32 scalar -> (features float32 [T, n_mfcc], features_len int32)."""
+    """index int32 scalar -> (features float32 [T, n_input], features_len int32)."""
 
     def read(index: np.ndarray) -> np.ndarray:
         return np.array(cache.features(int(index)), dtype=np.float32)
 
     def load(index: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
         features = tf.numpy_function(read, [index], tf.float32, stateful=False)
-        features.set_shape([None, cfg.n_mfcc])
+        features.set_shape([None, cfg.n_input])
         return features, tf.shape(features, out_type=tf.int32)[0]
 
     return load
@@ -236,7 +236,7 @@ class FeatureCache:
     """Features of a sample list, stored once on disk and memory-mapped.
 
     Layout under the cache dir, ``<key>`` being ``cache_key(samples, cfg)``:
-    ``<key>.features.npy`` float32 [total_frames, n_mfcc], all samples concatenated in
+    ``<key>.features.npy`` float32 [total_frames, n_input], all samples concatenated in
     order, and ``<key>.index.npy`` int64 [n + 1], the offsets of each sample's frames.
     A changed file (size or mtime) or feature config gives a new key, so a stale cache
     is never read. Both files are written under temporary names and renamed into place,
@@ -253,7 +253,7 @@ class FeatureCache:
         return len(self._index) - 1
 
     def features(self, i: int) -> np.ndarray:
-        """float32 [n_frames, n_mfcc] of sample ``i`` (a read-only memory map view)."""
+        """float32 [n_frames, n_input] of sample ``i`` (a read-only memory map view)."""
         return self._features[self._index[i] : self._index[i + 1]]
 
     def remove(self) -> None:
@@ -316,7 +316,7 @@ class FeatureCache:
             and index[0] == 0
             and bool(np.all(np.diff(index) >= 0))
             and features.dtype == np.float32
-            and features.shape == (int(index[-1]), cfg.n_mfcc)
+            and features.shape == (int(index[-1]), cfg.n_input)
         )
         if not valid:
             logging.warning("feature cache: ignoring inconsistent %s", index_path)
@@ -356,14 +356,14 @@ def _build_cache(
     ).prefetch(tf.data.AUTOTUNE)
     progress = Progress("Feature cache", len(samples), show_progress)
     with atomic_write(features_path, "wb") as out:
-        header_len = _write_npy_header(out, (0, cfg.n_mfcc))
+        header_len = _write_npy_header(out, (0, cfg.n_input))
         for i, features in enumerate(dataset.as_numpy_iterator()):
             out.write(np.ascontiguousarray(features, dtype="<f4").tobytes())
             offsets[i + 1] = offsets[i] + len(features)
             progress.update(i + 1)
         progress.finish()
         out.seek(0)
-        if _write_npy_header(out, (int(offsets[-1]), cfg.n_mfcc)) != header_len:
+        if _write_npy_header(out, (int(offsets[-1]), cfg.n_input)) != header_len:
             raise ValueError("feature cache: .npy header changed size")
     with atomic_write(index_path, "wb") as out:
         np.save(out, offsets)

@@ -123,17 +123,31 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         lower_bound=1000,
         flag_values=flag_values,
     )
+    F.DEFINE_enum(
+        "feature_type",
+        None,
+        ["mfcc", "spectrogram", "fbank"],
+        "features: mfcc (DeepSpeech 0.9's 26 MFCCs), spectrogram (log power spectrum, Hann window, the DeepSpeech2 reference) or fbank (80 log mel energies, pre-emphasis 0.97, as python_speech_features); default: mfcc for --model deepspeech, spectrogram for deepspeech2",
+        flag_values=flag_values,
+    )
+    F.DEFINE_enum(
+        "feature_normalization",
+        None,
+        ["none", "utterance"],
+        "utterance: per-utterance, per-bin mean/variance normalisation (both references; a model using it cannot stream); default: none for --model deepspeech, utterance for deepspeech2",
+        flag_values=flag_values,
+    )
     F.DEFINE_integer(
         "feature_win_len",
-        32,
-        "feature extraction window length in milliseconds",
+        None,
+        "feature extraction window length in milliseconds; default: 32 for mfcc, 20 for spectrogram and fbank",
         lower_bound=1,
         flag_values=flag_values,
     )
     F.DEFINE_integer(
         "feature_win_step",
-        20,
-        "feature extraction window step in milliseconds",
+        None,
+        "feature extraction window step in milliseconds; default: 20 for mfcc, 10 for spectrogram and fbank",
         lower_bound=1,
         flag_values=flag_values,
     )
@@ -173,6 +187,44 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         20.0,
         "ReLU clipping value of the feed-forward layers",
         lower_bound=0.0,
+        flag_values=flag_values,
+    )
+    F.DEFINE_enum(
+        "model",
+        "deepspeech",
+        ["deepspeech", "deepspeech2"],
+        "geometry: deepspeech (DeepSpeech 0.9: 3 dense + LSTM + dense over MFCC windows) or deepspeech2 (tensorflow/models research/deep_speech: 2 convolutions + --rnn_layers recurrent layers with batch norm); see doc/TRAINING.rst",
+        flag_values=flag_values,
+    )
+    F.DEFINE_enum(
+        "rnn_type",
+        "gru",
+        ["gru", "lstm", "rnn"],
+        "deepspeech2: recurrent cell (the reference's default: gru)",
+        flag_values=flag_values,
+    )
+    F.DEFINE_integer(
+        "rnn_layers",
+        5,
+        "deepspeech2: number of recurrent layers",
+        lower_bound=1,
+        flag_values=flag_values,
+    )
+    F.DEFINE_alias("rnn_hidden_layers", "rnn_layers", flag_values=flag_values)
+    F.DEFINE_integer(
+        "rnn_hidden_size",
+        800,
+        "deepspeech2: cells of each recurrent layer per direction",
+        lower_bound=1,
+        flag_values=flag_values,
+    )
+    F.DEFINE_alias("is_bidirectional", "bidirectional", flag_values=flag_values)
+    F.DEFINE_float(
+        "batch_norm_decay",
+        0.997,
+        "deepspeech2: decay of the batch-norm moving averages used at inference (reference: 0.997; short runs want less, e.g. 0.9)",
+        lower_bound=0.0,
+        upper_bound=0.999999,
         flag_values=flag_values,
     )
     # sphinx-doc: model_flags_end
@@ -485,6 +537,13 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     # sphinx-doc: export_flags_end
 
     # sphinx-doc: cluster_flags_start
+    F.DEFINE_integer(
+        "num_gpus",
+        None,
+        "local replicas (the DeepSpeech2 reference's flag): N = the first N GPUs, -1 = every visible GPU, 0 = CPU only; unset: every GPU when there are several, else one device",
+        lower_bound=-1,
+        flag_values=flag_values,
+    )
     F.DEFINE_string(
         "worker_hosts",
         "",
@@ -804,7 +863,8 @@ def _register_validators(flag_values: flags.FlagValues) -> None:
     """Cross-flag rules; absl reports a violation naming the flags before anything runs."""
     F.register_multi_flags_validator(
         ["feature_win_len", "feature_win_step"],
-        lambda f: f["feature_win_step"] <= f["feature_win_len"],
+        lambda f: None in (f["feature_win_len"], f["feature_win_step"])
+        or f["feature_win_step"] <= f["feature_win_len"],
         message="--feature_win_step must not exceed --feature_win_len (frames would skip audio)",
         flag_values=flag_values,
     )

@@ -181,9 +181,14 @@ class _Initializer:
         self.seed = seed
         self.count = 0
 
-    def glorot(self, shape: Tuple[int, int]) -> tf.Tensor:
+    def glorot(
+        self, shape: Tuple[int, ...], fans: Optional[Tuple[int, int]] = None
+    ) -> tf.Tensor:
+        """Uniform in +-sqrt(6 / (fan_in + fan_out)); ``fans`` default to a 2-D
+        shape's (a convolution kernel passes its receptive-field fans)."""
         self.count += 1
-        limit = (6.0 / (shape[0] + shape[1])) ** 0.5
+        fan_in, fan_out = fans or (shape[0], shape[1])
+        limit = (6.0 / (fan_in + fan_out)) ** 0.5
         return tf.random.stateless_uniform(
             shape, seed=[self.seed, self.count], minval=-limit, maxval=limit
         )
@@ -254,6 +259,6 @@ def layer_of(variable: tf.Variable) -> str:
     return "lstm" if scope.startswith("lstm") else scope
 
 
-def trainable_variables(model: DeepSpeechModel) -> List[tf.Variable]:
+def trainable_variables(model: tf.Module) -> List[tf.Variable]:
     """Model variables in a fixed order (the optimizer's slots follow this order)."""
     return sorted(model.trainable_variables, key=lambda v: v.name)

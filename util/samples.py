@@ -26,7 +26,7 @@ from absl import logging
 
 from util import sample_collections, tfrecords
 from util.audio import AudioError, AudioInfo, audio_info
-from util.config import FeatureConfig
+from util.config import FeatureConfig, ModelConfig
 
 CSV_COLUMNS = ("wav_filename", "wav_filesize", "transcript")
 
@@ -139,6 +139,23 @@ def ctc_required_frames(labels: Sequence[int]) -> int:
     return len(labels) + repeats
 
 
+def ctc_feasibility(
+    labels: Sequence[int], n_frames: int, model: ModelConfig
+) -> Optional[Tuple[str, str]]:
+    """None when CTC can emit ``labels`` from the model's output frames of
+    ``n_frames`` feature frames, else ``(CTC_INFEASIBLE, detail)``."""
+    needed = ctc_required_frames(labels)
+    n_out = model.output_frames(n_frames)
+    if n_out >= needed:
+        return None
+    if model.time_stride == 1:
+        return CTC_INFEASIBLE, f"needs {needed} frames, audio has {n_frames}"
+    return CTC_INFEASIBLE, (
+        f"needs {needed} output frames, audio has {n_frames} feature frames = "
+        f"{n_out} output frames after the model's time stride {model.time_stride}"
+    )
+
+
 def read_sample_set(
     csv_path: str,
     alphabet: Any,
@@ -147,6 +164,7 @@ def read_sample_set(
     skip_bad: bool = True,
     n_workers: int = 8,
     read_buffer: int = 1 << 20,
+    model: ModelConfig = ModelConfig(),
 ) -> SampleSet:
     """Read and validate ``csv_path``.
 
@@ -158,6 +176,8 @@ def read_sample_set(
       skip_bad: leave bad rows out with a warning instead of raising.
       n_workers: threads reading audio headers.
       read_buffer: bytes of read buffer for ``.sdb`` sample databases.
+      model: the geometry; its ``output_frames`` (DeepSpeech2: a quarter of the
+        feature frames) decides whether CTC can fit the transcript.
 
     Raises:
       CsvNotFoundError: the CSV does not exist.
@@ -165,17 +185,21 @@ def read_sample_set(
       BadSamplesError: ``skip_bad`` is false and at least one row is bad.
     """
     if tfrecords.is_tfrecord_source(csv_path):  # TFRecord shards (or a glob of them)
-        return _read_tfrecord_set(csv_path, alphabet, cfg, limit, skip_bad)
+        return _read_tfrecord_set(csv_path, alphabet, cfg, limit, skip_bad, model)
     if sample_collections.is_sdb(csv_path):  # DeepSpeech 0.9 sample database
         checked = [
-            _check_row(_sdb_row(entry), csv_path, alphabet, cfg, _sdb_audio(entry))
+            _check_row(
+                _sdb_row(entry), csv_path, alphabet, cfg, _sdb_audio(entry), model
+            )
             for entry in sample_collections.sdb_headers(csv_path, limit, read_buffer)
         ]
     else:
         rows = read_csv_rows(csv_path, limit)
         with ThreadPoolExecutor(max_workers=max(1, n_workers)) as pool:
             checked = list(
-                pool.map(lambda r: _check_row(r, csv_path, alphabet, cfg), rows)
+                pool.map(
+                    lambda r: _check_row(r, csv_path, alphabet, cfg, None, model), rows
+                )
             )
     good = [c for c in checked if isinstance(c[0], Sample)]
     bad = tuple(c[0] for c in checked if isinstance(c[0], BadSample))
@@ -203,6 +227,7 @@ def _read_tfrecord_set(
     cfg: FeatureConfig,
     limit: int = 0,
     skip_bad: bool = True,
+    model: ModelConfig = ModelConfig(),
 ) -> SampleSet:
     """The samples of the shards ``pattern`` names, validated like CSV rows."""
     try:
@@ -216,7 +241,7 @@ def _read_tfrecord_set(
         for index, (offset, data) in enumerate(tfrecords.iter_records(shard)):
             if limit and len(good) + len(bad) >= limit:
                 break
-            item = _record_sample(shard, index, offset, data, alphabet, cfg)
+            item = _record_sample(shard, index, offset, data, alphabet, cfg, model)
             (bad if isinstance(item, BadSample) else good).append(item)
     if bad and not skip_bad:
         raise BadSamplesError(bad)
@@ -228,7 +253,13 @@ def _read_tfrecord_set(
 
 
 def _record_sample(
-    shard: str, index: int, offset: int, data: bytes, alphabet: Any, cfg: FeatureConfig
+    shard: str,
+    index: int,
+    offset: int,
+    data: bytes,
+    alphabet: Any,
+    cfg: FeatureConfig,
+    model: ModelConfig,
 ) -> Any:
     """A Sample for one record, or a BadSample naming ``shard`` and the record index."""
     example = tfrecords.parse_example(data)
@@ -236,15 +267,15 @@ def _record_sample(
     transcript = tfrecords.example_transcript(example)
     if tfrecords.example_kind(example) == tfrecords.KIND_FEATURES:
         tfrecords.check_feature_config(example, cfg, shard)
-        n_frames = len(tfrecords.example_features(example, cfg.n_mfcc))
+        n_frames = len(tfrecords.example_features(example, cfg.n_input))
         duration_s = (n_frames * cfg.win_step_samples) / cfg.audio_sample_rate
     else:
         samples, rate = tfrecords.example_audio(example, ref)
         n_frames = cfg.n_frames(-(-len(samples) * cfg.audio_sample_rate // rate))
         duration_s = len(samples) / rate
     labels, problem = check_transcript(transcript, alphabet)
-    if problem is None and n_frames < ctc_required_frames(labels):
-        problem = (CTC_INFEASIBLE, f"needs {ctc_required_frames(labels)} frames")
+    if problem is None:
+        problem = ctc_feasibility(labels, n_frames, model)
     if problem is not None:
         return BadSample(shard, index, ref, *problem)
     return Sample(
@@ -321,6 +352,7 @@ def _check_row(
     alphabet: Any,
     cfg: FeatureConfig,
     audio: Optional[Tuple[Optional[AudioInfo], Optional[Tuple[str, str]]]] = None,
+    model: ModelConfig = ModelConfig(),
 ) -> Tuple[Union[Sample, BadSample], Optional[AudioInfo]]:
     """Validate one row: the audio, the transcript, then the one against the other.
 
@@ -333,9 +365,7 @@ def _check_row(
     n_frames = 0
     if problem is None and info is not None:
         n_frames = cfg.n_frames(_n_target_samples(info, cfg.audio_sample_rate))
-        needed = ctc_required_frames(labels)
-        if n_frames < needed:
-            problem = (CTC_INFEASIBLE, f"needs {needed} frames, audio has {n_frames}")
+        problem = ctc_feasibility(labels, n_frames, model)
     if problem is not None or info is None:
         reason, detail = problem or (UNREADABLE, "no header")
         return BadSample(csv_path, row.row, row.wav_filename, reason, detail), None

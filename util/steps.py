@@ -18,7 +18,8 @@ from typing import Dict, List, Sequence, Tuple
 import tensorflow as tf
 
 from util.ctc import ctc_loss, logits_length
-from util.model import DeepSpeechModel, layer_of, trainable_variables
+from util.model import layer_of, trainable_variables
+from util.models import AcousticModel
 from util.optimizer import Adam, DynamicLossScale
 
 Batch = Dict[str, tf.Tensor]
@@ -41,7 +42,7 @@ class Steps:
 
     def __init__(
         self,
-        model: DeepSpeechModel,
+        model: AcousticModel,
         optimizer: Adam,
         strategy: tf.distribute.Strategy,
         jit: bool = False,
@@ -79,7 +80,7 @@ class Steps:
                 logits = self._logits(local, training=True, dropout_seed=seed)
                 losses = ctc_loss(
                     logits,
-                    logits_length(local["features_len"]),
+                    logits_length(local["features_len"], self.model.cfg),
                     local["labels"],
                     local["labels_len"],
                 )
@@ -124,7 +125,7 @@ class Steps:
         logits = self._logits(batch, training=False)
         losses = ctc_loss(
             logits,
-            logits_length(batch["features_len"]),
+            logits_length(batch["features_len"], self.model.cfg),
             batch["labels"],
             batch["labels_len"],
         )

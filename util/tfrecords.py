@@ -3,7 +3,7 @@
 A shard holds one ``tf.train.Example`` per sample (``util.importing.shards`` writes
 them, driven by ``bin/data_set_tool.py``): ``transcript`` and ``wav_filename`` (the
 source, for reports) as bytes, and either ``audio`` (16-bit little-endian PCM at
-``sample_rate``, kind "audio") or ``features`` (float32 ``[n_frames, n_mfcc]`` bytes
+``sample_rate``, kind "audio") or ``features`` (float32 ``[n_frames, n_input]`` bytes
 plus the FeatureConfig as JSON, kind "features"). Few large files instead of millions
 of small ones suit network file systems and object stores (tensorflow/models
 deep_speech_1's ``prepare_libri``).
@@ -263,9 +263,9 @@ def example_audio(example: Dict[str, Field], where: str) -> Tuple[np.ndarray, in
     return (pcm.astype(np.float32) / np.float32(INT16_SCALE)), rate
 
 
-def example_features(example: Dict[str, Field], n_mfcc: int) -> np.ndarray:
-    """float32 [n_frames, n_mfcc] of a features Example."""
-    return np.frombuffer(_field(example, "features"), dtype="<f4").reshape(-1, n_mfcc)
+def example_features(example: Dict[str, Field], n_input: int) -> np.ndarray:
+    """float32 [n_frames, n_input] of a features Example."""
+    return np.frombuffer(_field(example, "features"), dtype="<f4").reshape(-1, n_input)
 
 
 def read_record_audio(path: str, sample_rate: int) -> np.ndarray:
@@ -331,7 +331,7 @@ class RecordFeatures:
 
     def __init__(self, samples: Sequence[Any], cfg: FeatureConfig) -> None:
         self._refs = [split_ref(s.wav_filename) for s in samples]
-        self._n_mfcc = cfg.n_mfcc
+        self._n_input = cfg.n_input
         logging.info(
             "reading features of %d samples from TFRecord shards", len(samples)
         )
@@ -341,8 +341,8 @@ class RecordFeatures:
         return len(self._refs)
 
     def features(self, i: int) -> np.ndarray:
-        """float32 [n_frames, n_mfcc] of sample ``i``."""
+        """float32 [n_frames, n_input] of sample ``i``."""
         ref = self._refs[i]
         if ref is None:
             raise ValueError(f"sample {i} is not a TFRecord reference")
-        return example_features(read_record(*ref), self._n_mfcc)
+        return example_features(read_record(*ref), self._n_input)

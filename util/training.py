@@ -32,7 +32,8 @@ from util.checkpoints import Checkpoints, TrainingState
 from util.config import Config, TrainConfig
 from util.distributed import global_batch_size, worker_rows
 from util.feeding import FeatureCache, batch_plan, make_dataset
-from util.model import DeepSpeechModel, trainable_variables
+from util.model import trainable_variables
+from util.models import AcousticModel, build_model
 from util.optimizer import Adam
 from util.progress import Progress
 from util.samples import Sample, SampleSet, read_sample_set
@@ -46,7 +47,7 @@ class Session:
     config: Config
     alphabet: Alphabet
     strategy: tf.distribute.Strategy
-    model: DeepSpeechModel
+    model: AcousticModel
     optimizer: Adam
     state: TrainingState
     checkpoints: Checkpoints
@@ -140,9 +141,9 @@ def build_session(
 ) -> Session:
     """Create model, optimizer and counters under ``strategy`` and their checkpoints."""
     with strategy.scope():
-        model = DeepSpeechModel(
+        model = build_model(
             cfg.model,
-            cfg.features.n_mfcc,
+            cfg.features.n_input,
             alphabet.n_classes,
             seed=cfg.train.random_seed,
         )
@@ -180,6 +181,7 @@ def load_sets(
             limit=limit,
             skip_bad=cfg.data.skip_bad_samples,
             read_buffer=cfg.data.read_buffer,
+            model=cfg.model,
         )
         for path in files
     ]

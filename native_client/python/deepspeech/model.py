@@ -14,7 +14,9 @@ look-ahead of the first layer; :meth:`Stream.finishStream` and
 :meth:`Stream.intermediateDecodeFlushBuffers` pad the end with zero frames, exactly as
 the whole-file path does, and the final transcript is the whole-file one. A
 bidirectional model needs the whole utterance: its stream buffers audio and runs the
-model and the beam search over all of it at every decode.
+model and the beam search over all of it at every decode. So does every DeepSpeech2
+model and every model on per-utterance normalised features (metadata ``streaming``
+false): ``intermediateDecode`` re-runs the whole buffer, ``finishStream`` decodes it.
 
 Thread safety: a Model may be shared by threads; each Stream belongs to one thread at a
 time. Settings (beam width, scorer, alpha/beta, hot words) are read once per ``stt``
@@ -83,7 +85,12 @@ class Model:
         self._win_step = (
             features["audio_sample_rate"] * features["feature_win_step"] // 1000
         )
-        self._frame_s = features["feature_win_step"] / 1000.0
+        # One output frame per time_stride feature frames (DeepSpeech2: 4).
+        self._frame_s = (
+            features["feature_win_step"] / 1000.0 * meta.get("time_stride", 1)
+        )
+        # Samples before a chunk its features read (fbank's pre-emphasis: 1).
+        self._history = int(meta.get("feature_history_samples", 0))
         self._lock = threading.Lock()
         self._beam_width = int(meta.get("beam_width", 500))
         self._scorer: Optional[_decoding.Scorer] = None
@@ -306,28 +313,35 @@ class Model:
         """
         n_frames = 1 + (len(audio) - self._win_len) // self._win_step
         out = np.empty((n_frames, self._n_mfcc), np.float32)
+        # Each piece starts with the features' context (fbank: one sample; silence
+        # before the file), as _features expects.
+        padded = np.concatenate([np.zeros(self._history, np.int16), audio])
         for first in range(0, n_frames, FEATURE_CHUNK_FRAMES):
             start = first * self._win_step
             stop = start + (FEATURE_CHUNK_FRAMES - 1) * self._win_step + self._win_len
-            features, _ = self._features(audio[start:stop])
+            features, _ = self._features(padded[start : stop + self._history])
             out[first : first + len(features)] = features
         return out
 
     def _features(self, audio: np.ndarray) -> Tuple[np.ndarray, int]:
         """Feature frames of the complete windows in ``audio``, and samples consumed.
 
-        returns : float32 [k, n_mfcc] and ``k * win_step`` (the next frame's start).
+        ``audio`` starts with ``self._history`` samples of context (the stream keeps
+        them). returns : float32 [k, n_input] and ``k * win_step``: where the
+        unconsumed audio, with its context, starts.
         """
-        if len(audio) < self._win_len:
+        if len(audio) - self._history < self._win_len:
             return np.zeros((0, self._n_mfcc), np.float32), 0
-        n = 1 + (len(audio) - self._win_len) // self._win_step
-        used = (n - 1) * self._win_step + self._win_len
+        n = 1 + (len(audio) - self._history - self._win_len) // self._win_step
+        used = self._history + (n - 1) * self._win_step + self._win_len
         features = self._tflite.run("features", samples=audio[:used])["features"]
         return features, n * self._win_step
 
     @property
     def _n_mfcc(self) -> int:
-        return int(self._tflite.metadata["features"]["n_mfcc"])
+        """Values per feature frame (metadata ``n_input``; older exports: n_mfcc)."""
+        meta = self._tflite.metadata
+        return int(meta.get("n_input", meta["features"]["n_mfcc"]))
 
     def _stream_step(
         self, frames: np.ndarray, state: Tuple[np.ndarray, np.ndarray]
@@ -368,7 +382,8 @@ class Stream:
     def __init__(self, model: Model) -> None:
         self._model = model
         self._open = True
-        self._samples = np.zeros(0, np.int16)  # not yet turned into frames
+        # Not yet turned into frames, after the features' context (zeros at first).
+        self._samples = np.zeros(model._history, np.int16)
         self._probs: List[np.ndarray] = []  # kept for intermediateDecodeFlushBuffers
         self._settings = model._settings()
         if model.streams_natively:

@@ -1,0 +1,196 @@
+"""GRU and plain-RNN time loops with hand-written gradients (DeepSpeech2's cells).
+
+The same scheme as util/lstm.py: the caller projects the inputs of every step at once
+(one large matmul), the loop does only the recurrent product, and the gradient is a
+reverse loop that carries ``d_gates W_h^T`` while the recurrent-kernel gradient is ONE
+``[H, T*B] x [T*B, G*H]`` matmul after it. Autodiff through a ``tf.while_loop`` would
+accumulate a skinny per-step kernel gradient instead (bench/README.md).
+
+Layout: time-major ``[T, D, B, ...]``, D independent directions stepped together.
+
+GRU: the "reset after" form of Keras' ``GRUCell`` (TF2 default), cuDNN and
+``torch.nn.GRU``, gate order z, r, n (update, reset, candidate)::
+
+    z = sigmoid(xz + h Uz + bz)      r = sigmoid(xr + h Ur + br)
+    n = tanh(xn + r * (h Un + bn))   h' = z * h + (1 - z) * n
+
+where ``x* = x W* + b*`` is the caller's projection and ``b*`` (``recurrent_bias``) the
+recurrent bias. RNN: ``h' = tanh(x W + b + h U)`` (TF1's ``BasicRNNCell``).
+"""
+
+from typing import Optional, Tuple
+
+import tensorflow as tf
+
+from util.lstm import _recurrent_product
+
+GRU_GATES = 3
+RNN_GATES = 1
+
+
+def gru_sequence(
+    projected: tf.Tensor,
+    kernel: tf.Tensor,
+    recurrent_bias: tf.Tensor,
+    training: bool = True,
+) -> tf.Tensor:
+    """Hidden states of D GRUs from their input projections.
+
+    projected : float32 [T, D, B, 3H]; kernel : float32 [D, H, 3H];
+    recurrent_bias : float32 [D, 3H]. training : keep what the gradient needs; False
+    runs :func:`gru_inference` (one TensorArray: the form TFLite converts).
+    returns : float32 [T, D, B, H], zero initial state.
+    """
+    if training:
+        return _gru_sequence(projected, kernel, recurrent_bias)
+    return gru_inference(projected, kernel, recurrent_bias)[0]
+
+
+def gru_inference(
+    projected: tf.Tensor,
+    kernel: tf.Tensor,
+    recurrent_bias: tf.Tensor,
+    h: Optional[tf.Tensor] = None,
+) -> Tuple[tf.Tensor, tf.Tensor]:
+    """The forward loop only: returns hs [T, D, B, H] and the final h [D, B, H]."""
+    n_steps = tf.shape(projected)[0]
+    kernels = tf.unstack(kernel)
+    zeros = tf.zeros_like(projected[0, :, :, : kernel.shape[1]])  # [D, B, H]
+    h = zeros if h is None else h
+    bias = recurrent_bias[:, tf.newaxis]  # [D, 1, 3H]
+    outputs = tf.TensorArray(projected.dtype, size=n_steps, element_shape=zeros.shape)
+
+    def step(t, h, outputs):
+        h, _, _ = _gru_cell(projected[t], h, kernels, bias)
+        return t + 1, h, outputs.write(t, h)
+
+    _, h, outputs = tf.while_loop(lambda t, *_: t < n_steps, step, (0, h, outputs))
+    return outputs.stack(), h
+
+
+def _gru_cell(x, h, kernels, bias):
+    """One step: x [D, B, 3H] projected input -> (h', acts [z, r, n], hn)."""
+    hh = _recurrent_product(h, kernels) + bias
+    xz_r, xn = x[..., : 2 * _width(h)], x[..., 2 * _width(h) :]
+    hz_r, hn = hh[..., : 2 * _width(h)], hh[..., 2 * _width(h) :]
+    zr = tf.sigmoid(xz_r + hz_r)
+    z, r = tf.split(zr, 2, axis=-1)
+    n = tf.tanh(xn + r * hn)
+    return n + z * (h - n), tf.concat([zr, n], -1), hn
+
+
+def _width(h: tf.Tensor) -> int:
+    return h.shape[-1] if h.shape[-1] is not None else tf.shape(h)[-1]
+
+
+@tf.custom_gradient
+def _gru_sequence(projected, kernel, recurrent_bias):
+    hs, acts, hns = _gru_forward(projected, kernel, recurrent_bias)
+
+    def grad(d_hs):
+        h_prev = tf.concat([tf.zeros_like(hs[:1]), hs[:-1]], axis=0)  # [T, D, B, H]
+        d_x, d_hh = _gru_backward(d_hs, h_prev, acts, hns, kernel)
+        d_kernel = tf.einsum("tdbh,tdbg->dhg", h_prev, d_hh)
+        return d_x, d_kernel, tf.reduce_sum(d_hh, axis=[0, 2])
+
+    return hs, grad
+
+
+def _gru_forward(projected, kernel, recurrent_bias):
+    """hs [T, D, B, H], acts [T, D, B, 3H] (z, r, n) and hns [T, D, B, H]."""
+    n_steps = tf.shape(projected)[0]
+    kernels = tf.unstack(kernel)
+    bias = recurrent_bias[:, tf.newaxis]
+    state_shape = tf.stack(
+        [tf.shape(projected)[1], tf.shape(projected)[2], tf.shape(kernel)[1]]
+    )
+    arrays = [tf.TensorArray(projected.dtype, size=n_steps) for _ in range(3)]
+
+    def step(t, h, hs, acts, hns):
+        h, a, hn = _gru_cell(projected[t], h, kernels, bias)
+        return t + 1, h, hs.write(t, h), acts.write(t, a), hns.write(t, hn)
+
+    zeros = tf.zeros(state_shape, projected.dtype)
+    _, _, hs, acts, hns = tf.while_loop(
+        lambda t, *_: t < n_steps, step, (0, zeros, *arrays)
+    )
+    return hs.stack(), acts.stack(), hns.stack()
+
+
+def _gru_backward(d_hs, h_prev, acts, hns, kernel):
+    """Gradients w.r.t. the projected input and the recurrent pre-activations.
+
+    returns d_x, d_hh : float32 [T, D, B, 3H]; they differ only in the candidate part
+    (d_hh's is multiplied by the reset gate r).
+    """
+    n_steps = tf.shape(d_hs)[0]
+    kernels_t = tf.unstack(tf.transpose(kernel, [0, 2, 1]))  # D x [3H, H]
+    d_xs = tf.TensorArray(d_hs.dtype, size=n_steps)
+    d_hhs = tf.TensorArray(d_hs.dtype, size=n_steps)
+
+    def step(t, dh_next, d_xs, d_hhs):
+        z, r, n = tf.split(acts[t], GRU_GATES, axis=-1)
+        dh = d_hs[t] + dh_next
+        dn_pre = dh * (1.0 - z) * (1.0 - n * n)
+        dz_pre = dh * (h_prev[t] - n) * z * (1.0 - z)
+        dr_pre = dn_pre * hns[t] * r * (1.0 - r)
+        d_x = tf.concat([dz_pre, dr_pre, dn_pre], axis=-1)
+        d_hh = tf.concat([dz_pre, dr_pre, dn_pre * r], axis=-1)
+        dh_prev = dh * z + _recurrent_product(d_hh, kernels_t)
+        return t - 1, dh_prev, d_xs.write(t, d_x), d_hhs.write(t, d_hh)
+
+    _, _, d_xs, d_hhs = tf.while_loop(
+        lambda t, *_: t >= 0, step, (n_steps - 1, tf.zeros_like(d_hs[0]), d_xs, d_hhs)
+    )
+    return d_xs.stack(), d_hhs.stack()
+
+
+def rnn_sequence(
+    projected: tf.Tensor, kernel: tf.Tensor, training: bool = True
+) -> tf.Tensor:
+    """tanh RNN: projected [T, D, B, H], kernel [D, H, H] -> hs [T, D, B, H]."""
+    if training:
+        return _rnn_sequence(projected, kernel)
+    return rnn_inference(projected, kernel)[0]
+
+
+def rnn_inference(
+    projected: tf.Tensor, kernel: tf.Tensor, h: Optional[tf.Tensor] = None
+) -> Tuple[tf.Tensor, tf.Tensor]:
+    """The forward loop: returns hs [T, D, B, H] and the final h [D, B, H]."""
+    n_steps = tf.shape(projected)[0]
+    kernels = tf.unstack(kernel)
+    zeros = tf.zeros_like(projected[0])
+    h = zeros if h is None else h
+    outputs = tf.TensorArray(projected.dtype, size=n_steps, element_shape=zeros.shape)
+
+    def step(t, h, outputs):
+        h = tf.tanh(projected[t] + _recurrent_product(h, kernels))
+        return t + 1, h, outputs.write(t, h)
+
+    _, h, outputs = tf.while_loop(lambda t, *_: t < n_steps, step, (0, h, outputs))
+    return outputs.stack(), h
+
+
+@tf.custom_gradient
+def _rnn_sequence(projected, kernel):
+    hs, _ = rnn_inference(projected, kernel)
+
+    def grad(d_hs):
+        n_steps = tf.shape(d_hs)[0]
+        kernels_t = tf.unstack(tf.transpose(kernel, [0, 2, 1]))
+        d_pres = tf.TensorArray(d_hs.dtype, size=n_steps)
+
+        def step(t, dh_next, d_pres):
+            h = hs[t]
+            d_pre = (d_hs[t] + dh_next) * (1.0 - h * h)
+            return t - 1, _recurrent_product(d_pre, kernels_t), d_pres.write(t, d_pre)
+
+        _, _, d_pres = tf.while_loop(
+            lambda t, *_: t >= 0, step, (n_steps - 1, tf.zeros_like(d_hs[0]), d_pres)
+        )
+        d_pre = d_pres.stack()
+        h_prev = tf.concat([tf.zeros_like(hs[:1]), hs[:-1]], axis=0)
+        return d_pre, tf.einsum("tdbh,tdbg->dhg", h_prev, d_pre)
+
+    return hs, grad
