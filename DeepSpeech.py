@@ -49,8 +49,8 @@ def run(cfg, notify_urls=()) -> None:
     if chief:  # only the chief writes; check where, before any work
         preflight.check_outputs(cfg, bool(cfg.data.train_files), bool(evaluating))
     # The strategy comes first: a cluster's collectives need an uninitialised TF.
-    devices = distributed.local_devices(cfg.cluster.num_gpus)
-    strategy = distributed.make_strategy(devices, cluster, cfg.cluster)
+    replica_devices = distributed.local_devices(cfg.cluster.num_gpus)
+    strategy = distributed.make_strategy(replica_devices, cluster, cfg.cluster)
     alphabet = Alphabet(cfg.data.alphabet_config_path)
     result = None
     if cfg.data.train_files:
