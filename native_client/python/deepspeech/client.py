@@ -14,8 +14,9 @@ transcript, candidates, and with ``--word_timings`` word start/end times);
 Bad input never stops a run: a file that cannot be read (missing, empty, not audio)
 is reported on stderr (with ``--jsonl`` also as ``{"file": ..., "error": ...}``) and
 skipped; the others are transcribed. Exit status (doc/USING.rst): 0 every file
-transcribed, 1 an error before transcribing (model, scorer, no audio files), 2 an
-invalid option, 3 some files skipped.
+transcribed, 1 an error before transcribing (model, scorer, no audio files) or no
+file readable (as 0.9's client for its one ``--audio`` file), 2 an invalid option,
+3 some files skipped, the others transcribed.
 
 Several files use every core (``--threads``, default one per core): threads read the
 files and run the model (the TFLite interpreter releases the GIL while it runs, one
@@ -363,7 +364,9 @@ def _run(args: argparse.Namespace) -> int:
             f"{len(files) - skipped} transcribed",
             file=sys.stderr,
         )
-        return EXIT_SKIPPED
+        # Nothing transcribed at all (e.g. 0.9's one --audio file unreadable): an
+        # error, exit 1 as DeepSpeech 0.9's client; some transcribed: 3.
+        return EXIT_ERROR if skipped == len(files) else EXIT_SKIPPED
     return EXIT_OK
 
 
