@@ -173,9 +173,8 @@ def test_demo_overfits_ldc93s1(repo_root, tmp_path):
     tree = tmp_path / "repo"
     (tree / "bin").mkdir(parents=True)
     shutil.copy(os.path.join(repo_root, "bin", "run-ldc93s1.sh"), tree / "bin")
-    (tree / "bin" / "import_ldc93s1.py").symlink_to(
-        os.path.join(repo_root, "bin", "import_ldc93s1.py")
-    )
+    for script in ("import_ldc93s1.py", "_python.sh"):
+        (tree / "bin" / script).symlink_to(os.path.join(repo_root, "bin", script))
     for name in ("DeepSpeech.py", "util", "native_client", "data"):
         (tree / name).symlink_to(os.path.join(repo_root, name))
     result = subprocess.run(

@@ -333,16 +333,9 @@ def _run(args: argparse.Namespace) -> int:
             args.model, num_threads=1 if workers > 1 else None,
             max_interpreters=workers,
         )  # fmt: skip
-        if args.beam_width:
-            model.setBeamWidth(args.beam_width)
-        if args.scorer:
-            model.enableExternalScorer(args.scorer)
-            if args.lm_alpha is not None or args.lm_beta is not None:
-                scorer = model._scorer
-                model.setScorerAlphaBeta(
-                    scorer.alpha if args.lm_alpha is None else args.lm_alpha,
-                    scorer.beta if args.lm_beta is None else args.lm_beta,
-                )
+        model.configureDecoder(
+            args.beam_width, args.scorer, args.lm_alpha, args.lm_beta
+        )
         _hot_words(model, args.hot_words)
         print(f"Loaded model in {time.perf_counter() - start:.3f}s.", file=sys.stderr)
         skipped = 0

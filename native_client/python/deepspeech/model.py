@@ -162,6 +162,29 @@ class Model:
             self._scorer.reset_params(alpha, beta)
         return 0
 
+    def configureDecoder(
+        self,
+        beam_width: Optional[int] = None,
+        scorer_path: Optional[str] = None,
+        lm_alpha: Optional[float] = None,
+        lm_beta: Optional[float] = None,
+    ) -> None:
+        """Apply command-line decoder options (not in 0.9's API; its CLIs use it).
+
+        ``None``/0 keeps the model's beam width; alpha or beta left ``None`` keep the
+        scorer package's default for that one.
+        """
+        if beam_width:
+            self.setBeamWidth(beam_width)
+        if scorer_path:
+            self.enableExternalScorer(scorer_path)
+            if lm_alpha is not None or lm_beta is not None:
+                scorer = self._scorer
+                self.setScorerAlphaBeta(
+                    scorer.alpha if lm_alpha is None else lm_alpha,
+                    scorer.beta if lm_beta is None else lm_beta,
+                )
+
     def addHotWord(self, word: str, boost: float) -> int:
         """Add ``boost`` to the LM log probability of ``word`` (negative: penalise)."""
         with self._lock:

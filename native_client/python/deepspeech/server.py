@@ -404,10 +404,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     try:
         model = Model(args.model)
-        if args.beam_width:
-            model.setBeamWidth(args.beam_width)
-        if args.scorer:
-            model.enableExternalScorer(args.scorer)
+        model.configureDecoder(args.beam_width, args.scorer)
     except DeepSpeechError as err:
         print(f"deepspeech-server: error: {err}", file=sys.stderr)
         return 1

@@ -523,16 +523,7 @@ def formats_of(spec: str) -> List[str]:
 def load_model(args: argparse.Namespace, model_path: str, workers: int) -> Model:
     """The Model with the command line's scorer and decoder settings."""
     model = Model(model_path, num_threads=1 if workers > 1 else None)
-    if args.beam_width:
-        model.setBeamWidth(args.beam_width)
-    if args.scorer:
-        model.enableExternalScorer(args.scorer)
-        if args.lm_alpha is not None or args.lm_beta is not None:
-            scorer = model._scorer
-            model.setScorerAlphaBeta(
-                scorer.alpha if args.lm_alpha is None else args.lm_alpha,
-                scorer.beta if args.lm_beta is None else args.lm_beta,
-            )
+    model.configureDecoder(args.beam_width, args.scorer, args.lm_alpha, args.lm_beta)
     return model
 
 
