@@ -59,7 +59,7 @@ def lstm_inference(
     outputs = tf.TensorArray(projected.dtype, size=n_steps, element_shape=zeros.shape)
 
     def step(t, h, c, outputs):
-        gates = projected[t] + _recurrent_product(h, kernels)
+        gates = projected[t] + recurrent_product(h, kernels)
         a = tf.sigmoid(gates * scale) * scale - (scale - 1.0)
         i, j, f, o = tf.split(a, N_GATES, axis=-1)
         c = f * c + i * j
@@ -85,7 +85,7 @@ def _lstm_sequence(projected, recurrent_kernel):
     return hs, grad
 
 
-def _recurrent_product(h: tf.Tensor, kernels) -> tf.Tensor:
+def recurrent_product(h: tf.Tensor, kernels) -> tf.Tensor:
     """[D, B, K] x D kernels -> [D, B, N] as D plain 2-D matmuls.
 
     D is static (one kernel per direction). On CPU a 2-D MatMul of [16, 2048] x
@@ -125,7 +125,7 @@ def _forward(projected, kernel) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     def step(t, h, c, hs, cs, acts):
         # projected[t] slices the captured tensor; TensorArray.unstack would first copy
         # the whole [T, D, B, 4H] projection.
-        gates = projected[t] + _recurrent_product(h, kernels)
+        gates = projected[t] + recurrent_product(h, kernels)
         # One sigmoid for all four gates; the candidate gate becomes tanh via the scale.
         a = tf.sigmoid(gates * scale) * scale - (scale - 1.0)
         i, j, f, o = tf.split(a, N_GATES, axis=-1)
@@ -161,7 +161,7 @@ def _backward(d_hs, cs, acts, kernel) -> tf.Tensor:
         dc = dc_next + dh * o * (1.0 - tanh_c * tanh_c)
         d_act = tf.concat([dc * j, dc * i, dc * c_prev, dh * tanh_c], axis=-1)
         d_pre = d_act * (1.0 - a) * (a + offset)
-        dh_prev = _recurrent_product(d_pre, kernels_t)
+        dh_prev = recurrent_product(d_pre, kernels_t)
         return t - 1, dh_prev, dc * f, d_gates.write(t, d_pre)
 
     _, _, _, d_gates = tf.while_loop(

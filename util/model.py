@@ -42,14 +42,14 @@ class DeepSpeechModel(tf.Module):
         self.n_input = n_input
         self.n_classes = n_classes
         h = cfg.n_hidden
-        init = _Initializer(seed)
-        self.layer_1 = _Dense(init, cfg.window_frames * n_input, h, "layer_1")
-        self.layer_2 = _Dense(init, h, h, "layer_2")
-        self.layer_3 = _Dense(init, h, h, "layer_3")
+        init = Initializer(seed)
+        self.layer_1 = Dense(init, cfg.window_frames * n_input, h, "layer_1")
+        self.layer_2 = Dense(init, h, h, "layer_2")
+        self.layer_3 = Dense(init, h, h, "layer_3")
         directions = ("fw", "bw") if cfg.bidirectional else ("fw",)
         self.lstm = [_LSTMWeights(init, h, h, f"lstm_{d}") for d in directions]
-        self.layer_5 = _Dense(init, h * len(directions), h, "layer_5")
-        self.layer_6 = _Dense(init, h, n_classes, "layer_6")
+        self.layer_5 = Dense(init, h * len(directions), h, "layer_5")
+        self.layer_6 = Dense(init, h, n_classes, "layer_6")
         # Created only with layer_norm, so other checkpoints keep their variables.
         self.norms = (
             {n: _LayerNorm(h, f"layer_{n}_norm") for n in DROPOUT_LAYERS}
@@ -125,7 +125,7 @@ class DeepSpeechModel(tf.Module):
         if self.n_directions == 1:
             projected = self.lstm[0].project(x)[:, tf.newaxis]  # [T, 1, B, 4H]
         else:
-            reversed_x = _reverse(x, features_len)
+            reversed_x = reverse_within_lengths(x, features_len)
             projected = tf.stack(
                 [self.lstm[0].project(x), self.lstm[1].project(reversed_x)], axis=1
             )  # [T, 2, B, 4H]
@@ -133,7 +133,9 @@ class DeepSpeechModel(tf.Module):
         hs = lstm_sequence(projected, kernels, training)  # [T, D, B, H]
         if self.n_directions == 1:
             return hs[:, 0]
-        return tf.concat([hs[:, 0], _reverse(hs[:, 1], features_len)], axis=-1)
+        return tf.concat(
+            [hs[:, 0], reverse_within_lengths(hs[:, 1], features_len)], axis=-1
+        )
 
     def recurrent_cudnn(
         self, x: tf.Tensor, features_len: tf.Tensor, training: bool = False
@@ -169,12 +171,12 @@ def _cast(variable: tf.Variable, like: tf.Tensor) -> tf.Tensor:
     return tf.cast(variable, like.dtype)
 
 
-def _reverse(x: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+def reverse_within_lengths(x: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
     """Reverse each utterance of time-major ``x [T, B, ...]`` within its length."""
     return tf.reverse_sequence(x, lengths, seq_axis=0, batch_axis=1)
 
 
-class _Initializer:
+class Initializer:
     """Seeded Glorot-uniform weights (DeepSpeech: variance_scaling fan_avg uniform)."""
 
     def __init__(self, seed: int):
@@ -194,8 +196,8 @@ class _Initializer:
         )
 
 
-class _Dense(tf.Module):
-    def __init__(self, init: _Initializer, n_in: int, n_out: int, name: str):
+class Dense(tf.Module):
+    def __init__(self, init: Initializer, n_in: int, n_out: int, name: str):
         super().__init__(name=name)
         with self.name_scope:  # variable names like "layer_1/weights:0"
             self.weights = tf.Variable(init.glorot((n_in, n_out)), name="weights")
@@ -227,7 +229,7 @@ class _LayerNorm(tf.Module):
 class _LSTMWeights(tf.Module):
     """One direction's LSTM: input and recurrent kernels, bias (forget gate at 1.0)."""
 
-    def __init__(self, init: _Initializer, n_in: int, n_cell: int, name: str):
+    def __init__(self, init: Initializer, n_in: int, n_cell: int, name: str):
         super().__init__(name=name)
         # Forget-gate bias 1.0 (Jozefowicz et al., 2015) helps short runs converge; the
         # other gates start at 0 as in DeepSpeech.

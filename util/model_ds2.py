@@ -35,7 +35,7 @@ from util import cudnn_rnn
 from util.config import DS2_CONV_FILTERS, DS2_CONV_LAYERS, ModelConfig, conv_output_len
 from util.lstm import N_GATES as LSTM_GATES
 from util.lstm import lstm_sequence
-from util.model import _Dense, _Initializer, _reverse
+from util.model import Dense, Initializer, reverse_within_lengths
 from util.rnn import GRU_GATES, RNN_GATES, gru_sequence, rnn_sequence
 
 BATCH_NORM_EPSILON = 1e-5  # the reference's _BATCH_NORM_EPSILON
@@ -51,7 +51,7 @@ class DeepSpeech2Model(tf.Module):
         self.cfg = cfg
         self.n_input = n_input
         self.n_classes = n_classes
-        init = _Initializer(seed)
+        init = Initializer(seed)
         channels, freq = 1, n_input
         self.conv: List[_ConvBN] = []
         for i, (kernel, stride, padding) in enumerate(DS2_CONV_LAYERS, 1):
@@ -73,7 +73,7 @@ class DeepSpeech2Model(tf.Module):
             )
             n_in = cfg.rnn_hidden_size * n_directions
         self.output_norm = BatchNorm(n_in, cfg.batch_norm_decay, "output_bn")
-        self.output = _Dense(init, n_in, n_classes, "output")
+        self.output = Dense(init, n_in, n_classes, "output")
 
     def __call__(
         self,
@@ -118,7 +118,7 @@ def _mask(lengths: tf.Tensor, n_steps: tf.Tensor) -> tf.Tensor:
     return tf.sequence_mask(lengths, n_steps, dtype=tf.float32)
 
 
-def _folded_dense(norm: "BatchNorm", dense: _Dense, x: tf.Tensor) -> tf.Tensor:
+def _folded_dense(norm: "BatchNorm", dense: Dense, x: tf.Tensor) -> tf.Tensor:
     """dense(norm(x)) at inference, one matmul: (x s + t) W + b = x (sW) + (tW + b)."""
     scale, shift = norm.affine()
     weights = scale[:, tf.newaxis] * dense.weights
@@ -261,7 +261,7 @@ class _RecurrentLayer(tf.Module):
             x = self.norm(x, mask, True)
         if cudnn:
             return self._cudnn(x, lengths, kernels, biases, training)
-        inputs = [x, _reverse(x, lengths)][: len(kernels)]
+        inputs = [x, reverse_within_lengths(x, lengths)][: len(kernels)]
         projected = tf.stack(
             [
                 tf.tensordot(i, k, axes=1) + b
@@ -280,7 +280,7 @@ class _RecurrentLayer(tf.Module):
             hs = rnn_sequence(projected, recurrent, training)
         if len(kernels) == 1:
             return hs[:, 0]
-        return tf.concat([hs[:, 0], _reverse(hs[:, 1], lengths)], axis=-1)
+        return tf.concat([hs[:, 0], reverse_within_lengths(hs[:, 1], lengths)], axis=-1)
 
     def _cudnn(self, x, lengths, kernels, biases, training: bool) -> tf.Tensor:
         """The layer through util/cudnn_rnn.py (CudnnRNNV3 on a GPU, its reference

@@ -22,7 +22,7 @@ from typing import Optional, Tuple
 
 import tensorflow as tf
 
-from util.lstm import _recurrent_product
+from util.lstm import recurrent_product
 
 GRU_GATES = 3
 RNN_GATES = 1
@@ -70,7 +70,7 @@ def gru_inference(
 
 def _gru_cell(x, h, kernels, bias):
     """One step: x [D, B, 3H] projected input -> (h', acts [z, r, n], hn)."""
-    hh = _recurrent_product(h, kernels) + bias
+    hh = recurrent_product(h, kernels) + bias
     xz_r, xn = x[..., : 2 * _width(h)], x[..., 2 * _width(h) :]
     hz_r, hn = hh[..., : 2 * _width(h)], hh[..., 2 * _width(h) :]
     zr = tf.sigmoid(xz_r + hz_r)
@@ -136,7 +136,7 @@ def _gru_backward(d_hs, h_prev, acts, hns, kernel):
         dr_pre = dn_pre * hns[t] * r * (1.0 - r)
         d_x = tf.concat([dz_pre, dr_pre, dn_pre], axis=-1)
         d_hh = tf.concat([dz_pre, dr_pre, dn_pre * r], axis=-1)
-        dh_prev = dh * z + _recurrent_product(d_hh, kernels_t)
+        dh_prev = dh * z + recurrent_product(d_hh, kernels_t)
         return t - 1, dh_prev, d_xs.write(t, d_x), d_hhs.write(t, d_hh)
 
     _, _, d_xs, d_hhs = tf.while_loop(
@@ -165,7 +165,7 @@ def rnn_inference(
     outputs = tf.TensorArray(projected.dtype, size=n_steps, element_shape=zeros.shape)
 
     def step(t, h, outputs):
-        h = tf.tanh(projected[t] + _recurrent_product(h, kernels))
+        h = tf.tanh(projected[t] + recurrent_product(h, kernels))
         return t + 1, h, outputs.write(t, h)
 
     _, h, outputs = tf.while_loop(lambda t, *_: t < n_steps, step, (0, h, outputs))
@@ -184,7 +184,7 @@ def _rnn_sequence(projected, kernel):
         def step(t, dh_next, d_pres):
             h = hs[t]
             d_pre = (d_hs[t] + dh_next) * (1.0 - h * h)
-            return t - 1, _recurrent_product(d_pre, kernels_t), d_pres.write(t, d_pre)
+            return t - 1, recurrent_product(d_pre, kernels_t), d_pres.write(t, d_pre)
 
         _, _, d_pres = tf.while_loop(
             lambda t, *_: t >= 0, step, (n_steps - 1, tf.zeros_like(d_hs[0]), d_pres)
