@@ -279,3 +279,23 @@ def test_empty_csv_gives_empty_set(
     result = S.read_sample_set(str(csv_path), english, cfg, skip_bad=False)
     assert result.samples == () and result.bad == ()
     assert result.total_duration_s == 0.0
+
+
+def test_unquoted_comma_names_the_line_not_a_missing_file(
+    tmp_path: Path, english: Alphabet, cfg: FeatureConfig
+) -> None:
+    """Issue 11 case 10: pandas took the extra field for an index column, so the row
+    read as wav_filename '93638' ("missing file .../93638")."""
+    header = "wav_filename,wav_filesize,transcript\n"
+    row = "LDC93S1.wav,93638,she had, your dark suit\n"
+    for name, text, line in (
+        ("first.csv", row, 2),
+        ("later.csv", "a.wav,1,a\n" + row, 3),
+    ):
+        bad = tmp_path / name
+        bad.write_text(header + text, encoding="utf-8")
+        with pytest.raises(ValueError) as err:
+            S.read_sample_set(str(bad), english, cfg)
+        message = str(err.value)
+        assert name in message and f"line {line}" in message
+        assert "quote" in message and "93638" not in message

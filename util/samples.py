@@ -304,8 +304,19 @@ def read_csv_rows(
             na_filter=False,
             nrows=limit if limit > 0 else None,
         )
+        # A first row with more fields than the header (an unquoted comma in its
+        # transcript) makes pandas take the extra field for an index column, which
+        # shifts wav_filename to the file size ("missing file .../93638"); later such
+        # rows raise ParserError. Both become an error naming the line.
+        if not isinstance(frame.index, pd.RangeIndex):
+            raise pd.errors.ParserError(
+                f"Expected {len(frame.columns)} fields in line 2, saw more"
+            )
     except (ValueError, pd.errors.ParserError) as e:  # incl. UnicodeDecodeError
-        raise ValueError(f"cannot read sample CSV {csv_path!r}: {e}") from e
+        hint = ""
+        if "Expected" in str(e) and "fields" in str(e):
+            hint = '; quote a field that holds a comma ("she had, your dark suit")'
+        raise ValueError(f"cannot read sample CSV {csv_path!r}: {e}{hint}") from e
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise ValueError(
