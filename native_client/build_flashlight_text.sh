@@ -15,9 +15,14 @@
 # wheels (kenlm's and flashlight-text's) are cached under build/ (git-ignored), so a
 # second run, for another venv of the same Python, only installs them (seconds).
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
 PY=${1:?usage: build_flashlight_text.sh PYTHON}
+# Absolute (without resolving the venv's symlink): the build below runs setup.py from
+# inside the unpacked sdist, where a relative .venv-py3.13/bin/python does not exist.
+case $PY in
+  */*) PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY") ;;
+esac
+cd "$(dirname "$0")/.."
 FLASHLIGHT_TEXT=flashlight-text==0.0.7
 KENLM=kenlm==0.3.0
 PYBIND11=pybind11==2.13.6
