@@ -57,6 +57,14 @@ def ldc93s1_wav(repo_root: str) -> str:
     return os.path.join(repo_root, "data", "ldc93s1", "LDC93S1.wav")
 
 
+@pytest.fixture(scope="session")
+def pcm(ldc93s1_wav: str) -> np.ndarray:
+    """LDC93S1 as the exported model and the client take it: int16 samples, 16 kHz."""
+    samples, rate = sf.read(ldc93s1_wav, dtype="int16")
+    assert rate == 16000
+    return samples
+
+
 @pytest.fixture
 def sine_wav(tmp_path) -> Callable[..., str]:
     """Factory writing a 16-bit PCM sine WAV into ``tmp_path``; returns its path.

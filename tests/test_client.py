@@ -69,11 +69,6 @@ def random_models(tmp_path_factory, alphabet):
 
 
 @pytest.fixture(scope="module")
-def pcm(ldc93s1_wav):
-    return soundfile.read(ldc93s1_wav, dtype="int16")[0]
-
-
-@pytest.fixture(scope="module")
 def scorer_path(tmp_path_factory, alphabet):
     """A .scorer with a small bigram ARPA LM over the LDC93S1 words."""
     tmp = tmp_path_factory.mktemp("scorer")

@@ -17,7 +17,6 @@ import sys
 
 import numpy as np
 import pytest
-import soundfile
 import tensorflow as tf
 
 from util import export
@@ -30,13 +29,6 @@ DS2 = ModelConfig(
 )
 MAX_PROB_DIFF = 1e-4  # TFLite float32 vs TF float32, probabilities
 MAX_PROB_DIFF_QUANTIZED = 0.2  # int8 weights
-
-
-@pytest.fixture(scope="module")
-def pcm(ldc93s1_wav):
-    samples, rate = soundfile.read(ldc93s1_wav, dtype="int16")
-    assert rate == 16000
-    return samples
 
 
 def _training_side_probs(model, cfg, pcm):

@@ -14,7 +14,6 @@ import os
 
 import numpy as np
 import pytest
-import soundfile
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
@@ -65,13 +64,6 @@ def exported(request, tmp_path_factory, alphabet):
         )
 
     return _export(tiny, alphabet, tmp, request.param)
-
-
-@pytest.fixture(scope="module")
-def pcm(ldc93s1_wav):
-    samples, rate = soundfile.read(ldc93s1_wav, dtype="int16")
-    assert rate == 16000
-    return samples
 
 
 def _training_side_probs(model, cfg, pcm):
