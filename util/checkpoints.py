@@ -41,6 +41,7 @@ from tensorflow.python.checkpoint.checkpoint_management import CheckpointState
 
 from ctcdecode import Alphabet, load_alphabet
 from ctcdecode.fileio import atomic_write_text
+from util import ds09_checkpoint
 from util.config import CheckpointConfig, Config
 
 CONFIG_FILE = "config.json"
@@ -238,6 +239,8 @@ class Checkpoints:
 
     def restore_for_evaluation(self) -> str:
         """Restore the model per --load_evaluate; returns the checkpoint path."""
+        if ds09_checkpoint.is_ds09_dir(self.cfg.load_checkpoint_dir):
+            return self._restore_ds09()
         order = {"auto": ("best", "last"), "best": ("best",), "last": ("last",)}
         candidates = self._candidates(order[self.cfg.load_evaluate])
         if not candidates:
@@ -250,6 +253,16 @@ class Checkpoints:
             candidates, lambda s: s.expect_partial()
         )
         logging.info("loaded %s checkpoint %s", kind, path)
+        return path
+
+    def _restore_ds09(self) -> str:
+        """The weights of a DeepSpeech 0.9 checkpoint (util/ds09_checkpoint.py)."""
+        kind, path = ds09_checkpoint.choose(
+            self.cfg.load_checkpoint_dir, self.cfg.load_evaluate
+        )
+        report = ds09_checkpoint.load(path, self.checkpoint.model)
+        ds09_checkpoint.log_report(report)
+        logging.info("loaded DeepSpeech 0.9 %s checkpoint %s", kind, path)
         return path
 
     def _restore_newest_intact(self, candidates, check) -> Tuple[str, str]:

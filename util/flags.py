@@ -642,7 +642,7 @@ def _define_device_flags(flag_values: flags.FlagValues) -> None:
     F.DEFINE_boolean(
         "load_cudnn",
         False,
-        "DeepSpeech 0.9: convert a cuDNN checkpoint for CPU use. Accepted; nothing to convert here: checkpoints from --train_cudnn already hold the default path's variables",
+        "DeepSpeech 0.9: convert a cuDNN checkpoint for CPU use. Accepted; not needed: a DeepSpeech 0.9 --train_cudnn checkpoint is read like any 0.9 checkpoint (its canonical LSTM weights; doc/TRAINING.rst), and checkpoints from our --train_cudnn already hold the default path's variables",
         flag_values=flag_values,
     )
     F.DEFINE_boolean(

@@ -199,6 +199,7 @@ def train(
     run holds it). ``stop``: see StopRequest; raises TrainingInterrupted after saving.
     ``on_epoch`` is called after each epoch's checkpoint (training notifications).
     """
+    transfer.check_target(session.config)  # before the lock writes into the dir
     with session.checkpoints.lock():
         return _train_locked(session, stop or StopRequest(), on_epoch)
 
@@ -219,8 +220,10 @@ def _train_locked(
         )
     dev_sets = load_sets(cfg.data.dev_files, cfg, session.alphabet, cfg.data.limit_dev)
     metric_sets = load_sets(cfg.data.metrics_files, cfg, session.alphabet, 0)
-    if transfer.is_transfer(cfg):
-        transfer.start(session.checkpoints, session.model, cfg)
+    if transfer.starts_from_source(cfg):
+        transfer.start(
+            session.checkpoints, session.model, cfg, session.optimizer, session.state
+        )
     else:
         session.checkpoints.restore_for_training()
     if cfg.train.force_initialize_learning_rate:  # DeepSpeech 0.9's flag

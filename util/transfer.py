@@ -29,7 +29,9 @@ from util.checkpoints import (
     geometry_differences,
     load_saved_config,
 )
+from util import ds09_checkpoint
 from util.model import LAYERS, DeepSpeechModel
+from util.optimizer import Adam
 
 
 class TransferError(ValueError):
@@ -50,6 +52,35 @@ def is_transfer(cfg) -> bool:
     """Whether ``cfg.checkpoint`` asks for a transfer run."""
     ckpt = cfg.checkpoint
     return bool(ckpt.drop_source_layers or ckpt.freeze_source_layers)
+
+
+def starts_from_source(cfg) -> bool:
+    """Whether training starts from another directory's model: a transfer run, or a
+    DeepSpeech 0.9 checkpoint in ``--load_checkpoint_dir`` (util/ds09_checkpoint.py)."""
+    return is_transfer(cfg) or ds09_checkpoint.is_ds09_dir(
+        cfg.checkpoint.load_checkpoint_dir
+    )
+
+
+def check_target(cfg) -> None:
+    """Refuse to save into the source directory (before anything is written there)."""
+    ckpt = cfg.checkpoint
+    load_dir, save_dir = ckpt.load_checkpoint_dir, ckpt.save_checkpoint_dir
+    if not starts_from_source(cfg):
+        return
+    if os.path.realpath(load_dir) != os.path.realpath(save_dir):
+        return
+    if is_transfer(cfg):
+        raise TransferError(
+            "--drop_source_layers/--freeze_source_layers start a new model from "
+            f"{load_dir}: pass another --save_checkpoint_dir (the source is never "
+            "written)"
+        )
+    raise TransferError(
+        f"{load_dir} holds a DeepSpeech 0.9 checkpoint: pass --load_checkpoint_dir "
+        f"{load_dir} with another --save_checkpoint_dir to continue training from it "
+        "(the source is never written)"
+    )
 
 
 def model_variables(model: DeepSpeechModel) -> Dict[str, Tuple[str, tf.Variable]]:
@@ -151,20 +182,23 @@ def _misfit_message(path: str, misfits: Dict[str, List[str]], n_drop: int) -> st
     return "\n".join(lines)
 
 
-def start(checkpoints: Checkpoints, model: DeepSpeechModel, cfg) -> Optional[str]:
-    """Begin (or resume) a transfer run; returns the source checkpoint, None on resume.
+def start(
+    checkpoints: Checkpoints,
+    model: DeepSpeechModel,
+    cfg,
+    optimizer: Optional[Adam] = None,
+    state=None,
+) -> Optional[str]:
+    """Begin (or resume) a run that starts from another directory's model; returns
+    the source checkpoint, None on resume.
 
     The new run saves to ``--save_checkpoint_dir``; once it holds a checkpoint a rerun
-    resumes from there.
+    resumes from there. ``optimizer`` and ``state`` (TrainingState) receive a DeepSpeech
+    0.9 checkpoint's Adam moments and counters when it is continued as is.
     """
+    check_target(cfg)
     ckpt = cfg.checkpoint
     load_dir, save_dir = ckpt.load_checkpoint_dir, ckpt.save_checkpoint_dir
-    if os.path.realpath(load_dir) == os.path.realpath(save_dir):
-        raise TransferError(
-            "--drop_source_layers/--freeze_source_layers start a new model from "
-            f"{load_dir}: pass another --save_checkpoint_dir (the source is never "
-            "written)"
-        )
     if tf.train.latest_checkpoint(save_dir) or tf.train.latest_checkpoint(
         os.path.join(save_dir, BEST_DIR)
     ):
@@ -174,14 +208,13 @@ def start(checkpoints: Checkpoints, model: DeepSpeechModel, cfg) -> Optional[str
         ).restore_for_training()
         logging.info("transfer: continuing the new model in %s", save_dir)
         return None
-    path = source_checkpoint(load_dir, ckpt.load_train)
-    loaded, dropped = load_source(model, cfg, path)
-    logging.info("transfer: loaded %s from %s", ", ".join(loaded), path)
-    logging.info(
-        "transfer: re-initialised %s (--drop_source_layers %d)",
-        ", ".join(dropped) or "no layer",
-        ckpt.drop_source_layers,
-    )
+    if ds09_checkpoint.is_ds09_dir(load_dir):
+        path = _start_from_ds09(model, cfg, optimizer, state)
+    else:
+        path = source_checkpoint(load_dir, ckpt.load_train)
+        loaded, dropped = load_source(model, cfg, path)
+        logging.info("transfer: loaded %s from %s", ", ".join(loaded), path)
+        _log_dropped(dropped, ckpt.drop_source_layers)
     frozen = frozen_layers(ckpt.freeze_source_layers)
     if frozen:
         logging.info(
@@ -189,4 +222,54 @@ def start(checkpoints: Checkpoints, model: DeepSpeechModel, cfg) -> Optional[str
             ", ".join(frozen),
             ckpt.freeze_source_layers,
         )
+    return path
+
+
+def _log_dropped(dropped, n_drop: int) -> None:
+    logging.info(
+        "transfer: re-initialised %s (--drop_source_layers %d)",
+        ", ".join(dropped) or "no layer",
+        n_drop,
+    )
+
+
+def _start_from_ds09(model, cfg, optimizer, state) -> Optional[str]:
+    """Load a DeepSpeech 0.9 checkpoint: all of it when continued as is (weights, Adam
+    moments, step count, learning rate), the weights but the dropped layers' for a
+    transfer run (fresh optimizer, as for our own sources)."""
+    ckpt = cfg.checkpoint
+    if ckpt.load_train == "init":
+        logging.info(
+            "--load_train init: not loading the DeepSpeech 0.9 checkpoint in %s",
+            ckpt.load_checkpoint_dir,
+        )
+        return None
+    kind, path = ds09_checkpoint.choose(ckpt.load_checkpoint_dir, ckpt.load_train)
+    dropped = dropped_layers(ckpt.drop_source_layers)
+    continuing = not is_transfer(cfg)
+    report = ds09_checkpoint.load(
+        path,
+        model,
+        optimizer if continuing else None,
+        dropped,
+        ckpt.drop_source_layers,
+    )
+    if continuing and state is not None and report.global_step is not None:
+        state.global_step.assign(report.global_step)
+    ds09_checkpoint.log_report(report)
+    loaded = [layer for layer in LAYERS if layer in report.layers]
+    logging.info(
+        "DeepSpeech 0.9 %s checkpoint %s: loaded %s%s",
+        kind,
+        path,
+        ", ".join(loaded),
+        (
+            f"; Adam moments, global_step {report.global_step} and learning rate "
+            f"{report.learning_rate} continue"
+            if continuing
+            else "; fresh optimizer (transfer run)"
+        ),
+    )
+    if dropped or is_transfer(cfg):
+        _log_dropped(dropped, ckpt.drop_source_layers)
     return path
