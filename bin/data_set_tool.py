@@ -28,13 +28,20 @@ sources into one sample database or CSV, shortest samples first, as 0.9 did::
 ``--audio-type opus|wav`` (default opus; needs libopus and opuslib), ``--bitrate``,
 ``--workers``, ``--unlabeled`` (audio only) and ``--absolute-paths`` (CSV targets) keep
 their 0.9 meaning. A CSV target gets its WAVs in a directory named after it (which must
-not exist yet). ``--augment`` and ``.tar``/``.tgz`` targets are not available here.
+not exist yet). A ``.tar``, ``.tar.gz`` or ``.tgz`` target is DeepSpeech's
+``TarWriter`` layout: a ``samples/`` directory of WAVs ``samples/sampleNNNNNNNN.wav``,
+then ``samples.csv`` (paths relative to the archive root; no transcript column with
+``--unlabeled``), and each ``--include`` file at the root; extract it and train on
+``samples.csv``. ``--augment`` is not available here.
 Train on a database by passing it wherever a CSV goes (doc/DATA.rst).
 """
 
 import argparse
+import csv
+import io
 import os
 import sys
+import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from typing import List, Optional, Sequence
 
@@ -179,7 +186,8 @@ def build_ds09_parser() -> argparse.ArgumentParser:
     parser.add_argument("--absolute-paths", action="store_true",
                         help="CSV targets: absolute sample paths")  # fmt: skip
     parser.add_argument("--augment", action="append", help="(not available)")
-    parser.add_argument("--include", action="append", help="(.tar targets only)")
+    parser.add_argument("--include", action="append",
+                        help="a file for the root of .tar(.gz) targets")  # fmt: skip
     return parser
 
 
@@ -221,17 +229,18 @@ def _ds09_audio(item: tuple, audio_type: str, bitrate: Optional[int]) -> bytes:
 
 
 def build_ds09(args: argparse.Namespace) -> str:
-    """Write ``args.target`` (.sdb or .csv) from ``args.sources``; returns it."""
+    """Write ``args.target`` (.sdb, .csv, .tar, .tar.gz/.tgz) from ``args.sources``;
+    returns it."""
     if args.augment:
         raise ValueError("--augment: data augmentation is not available yet")
-    extension = os.path.splitext(args.target)[1].lower()
-    if extension not in (".sdb", ".csv"):
-        raise ValueError(
-            f"target {args.target!r}: only .sdb and .csv targets are available "
-            "(0.9's .tar/.tar.gz/.tgz targets are not)"
-        )
+    extension = target_kind(args.target)
+    if args.include and extension not in (".tar", ".tar.gz"):
+        raise ValueError("--include: only .tar, .tar.gz and .tgz targets take files")
+    for path in args.include or ():
+        if not os.path.isfile(path):
+            raise ValueError(f"--include {path!r}: no such file")
     audio_type = (
-        AUDIO_TYPE_WAV if extension == ".csv" else DS09_AUDIO_TYPES[args.audio_type]
+        DS09_AUDIO_TYPES[args.audio_type] if extension == ".sdb" else AUDIO_TYPE_WAV
     )
     items = _ds09_items(args.sources, not args.unlabeled)
     progress = Progress("data_set_tool", len(items), sys.stderr.isatty())
@@ -242,11 +251,66 @@ def build_ds09(args: argparse.Namespace) -> str:
                 for done, (item, audio) in enumerate(zip(items, audios), 1):
                     out.add(audio, None if args.unlabeled else item[3])
                     progress.update(done)
-        else:
+        elif extension == ".csv":
             _write_ds09_csv(args, items, audios, progress)
+        else:
+            _write_ds09_tar(args, extension == ".tar.gz", items, audios, progress)
     progress.finish()
     print(f"wrote {args.target} ({len(items)} samples)")
     return args.target
+
+
+def target_kind(target: str) -> str:
+    """.sdb, .csv, .tar or .tar.gz (for .tgz too); ValueError for anything else."""
+    lower = target.lower()
+    if lower.endswith((".tar.gz", ".tgz")):
+        return ".tar.gz"
+    extension = os.path.splitext(lower)[1]
+    if extension not in (".sdb", ".csv", ".tar"):
+        raise ValueError(
+            f"target {target!r}: the extension must be .sdb, .csv, .tar, .tar.gz or "
+            ".tgz"
+        )
+    return extension
+
+
+def _write_ds09_tar(args, gz: bool, items, audios, progress) -> None:
+    """DeepSpeech's TarWriter: ``samples/`` (a directory entry), the WAVs
+    ``samples/sampleNNNNNNNN.wav``, ``samples.csv`` last; ``--include`` files at the
+    root. Written under a temporary name and renamed when complete, so an
+    interrupted run never leaves a truncated archive under the target's name."""
+    partial = args.target + ".partial"
+    fields = ["wav_filename", "wav_filesize"] + (
+        [] if args.unlabeled else ["transcript"]
+    )
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(fields)
+    try:
+        with tarfile.open(partial, "w:gz" if gz else "w") as tar:
+            directory = tarfile.TarInfo("samples")
+            directory.type, directory.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(directory)
+            for path in args.include or ():
+                tar.add(path, arcname=os.path.basename(path), recursive=False)
+            for done, (item, audio) in enumerate(zip(items, audios), 1):
+                name = f"samples/sample{done - 1:08d}.wav"
+                _add_bytes(tar, name, audio)
+                writer.writerow(
+                    [name, len(audio)] + ([] if args.unlabeled else [item[3]])
+                )
+                progress.update(done)
+            _add_bytes(tar, "samples.csv", table.getvalue().encode("utf-8"))
+        os.replace(partial, args.target)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), 0o644
+    tar.addfile(info, io.BytesIO(data))
 
 
 def _write_ds09_csv(args, items, audios, progress) -> None:

@@ -154,5 +154,5 @@ def test_data_set_tool_with_09_arguments(repo_root, tmp_path, wav_sdb, alphabet)
     assert len(read_sample_set(sdb_target, alphabet, FeatureConfig()).samples) == 2
     result = run(csv_target, str(tmp_path / "x.sdb"), "--augment", "volume")
     assert result.returncode == 1 and "not available yet" in result.stderr
-    result = run(csv_target, str(tmp_path / "x.tar"))
-    assert result.returncode == 1 and ".tar" in result.stderr
+    result = run(csv_target, str(tmp_path / "x.zip"))
+    assert result.returncode == 1 and ".tar.gz or .tgz" in result.stderr
