@@ -43,6 +43,9 @@ from util.training import build_session, train
 N_INPUT, N_CONTEXT, N_HIDDEN, N_CLASSES = 26, 9, 12, 29  # 29: data/alphabet.txt + 1
 LSTM = ds09.LSTM_SCOPE
 TOLERANCE = 1e-4  # logits, absolute (measured 2.5e-6 / 3.9e-6)
+# --layer_norm: 0.9's contrib layer_norm adds 1e-12 to the variance, util/model.py 1e-6;
+# measured 3.2e-4 (1.0e-5 with 1e-6 in the reference, i.e. the epsilon is all of it).
+LAYER_NORM_TOLERANCE = 1e-3
 GLOBAL_STEP = 2  # TF1 Adam steps taken before saving
 
 
@@ -84,6 +87,7 @@ def write_ds09(
     n_classes: int = N_CLASSES,
     cudnn: bool = False,
     seed: int = 0,
+    layer_norm: bool = False,
 ) -> dict:
     """A DeepSpeech 0.9 checkpoint dir (best_dev and last); returns every saved value
     by 0.9 name. Written in a scratch dir, then moved to ``directory``."""
@@ -94,6 +98,14 @@ def write_ds09(
         name: rng.normal(0.0, 0.4, shape).astype(np.float32)
         for name, shape in _shapes(h, n_classes).items()
     }
+    if layer_norm:  # tf.contrib.layers.layer_norm in layer_N's scope
+        for n in (1, 2, 3, 5):
+            initial[f"layer_{n}/LayerNorm/gamma"] = rng.uniform(0.5, 1.5, h).astype(
+                np.float32
+            )
+            initial[f"layer_{n}/LayerNorm/beta"] = rng.normal(0.0, 0.2, h).astype(
+                np.float32
+            )
     if cudnn:
         initial["cudnn_lstm/opaque_kernel"] = rng.normal(
             0.0, 0.4, 8 * h * h + 8 * h
@@ -162,7 +174,15 @@ def ds09_forward(x: np.ndarray, saved: dict, cudnn: bool = False) -> np.ndarray:
 
     def dense(a, n, relu=True):
         out = a @ w[f"layer_{n}/weights"] + w[f"layer_{n}/bias"]
-        return np.minimum(np.maximum(out, 0.0), 20.0) if relu else out
+        if not relu:
+            return out
+        out = np.minimum(np.maximum(out, 0.0), 20.0)
+        if f"layer_{n}/LayerNorm/gamma" in w:  # contrib layer_norm, epsilon 1e-12
+            mean = out.mean(-1, keepdims=True)
+            var = out.var(-1, keepdims=True)
+            out = (out - mean) / np.sqrt(var + 1e-12)
+            out = out * w[f"layer_{n}/LayerNorm/gamma"] + w[f"layer_{n}/LayerNorm/beta"]
+        return out
 
     a = dense(dense(dense(windows, 1), 2), 3)
     step = _cudnn_step(w) if cudnn else _block_lstm_step(w)
@@ -223,19 +243,24 @@ def digest(directory: str) -> dict:
     return out
 
 
-@pytest.mark.parametrize("cudnn", [False, True], ids=["lstmblockfused", "cudnn"])
-def test_logits_equal_ds09_forward_pass(tmp_path, cudnn):
+@pytest.mark.parametrize(
+    "cudnn, layer_norm",
+    [(False, False), (True, False), (False, True)],
+    ids=["lstmblockfused", "cudnn", "layer_norm"],
+)
+def test_logits_equal_ds09_forward_pass(tmp_path, cudnn, layer_norm):
     src = str(tmp_path / "deepspeech-0.9.3-checkpoint")
-    saved = write_ds09(src, cudnn=cudnn)
+    saved = write_ds09(src, cudnn=cudnn, layer_norm=layer_norm)
     assert ds09.is_ds09_dir(src)
     kind, path = ds09.choose(src, "auto")
     assert (kind, os.path.basename(path)) == ("best", f"best_dev-{GLOBAL_STEP}")
-    model = model_for()
+    model = model_for(layer_norm=layer_norm)
     report = ds09.load(path, model)
     x = np.random.default_rng(1).normal(0, 1, (40, N_INPUT)).astype(np.float32)
     logits = model(tf.constant(x[None]), tf.constant([40]), training=False)[0]
     expected = ds09_forward(x, saved, cudnn=cudnn)
-    assert np.max(np.abs(logits.numpy() - expected)) < TOLERANCE
+    tolerance = LAYER_NORM_TOLERANCE if layer_norm else TOLERANCE
+    assert np.max(np.abs(logits.numpy() - expected)) < tolerance
     assert report.layers == [
         "layer_1",
         "layer_2",

@@ -22,7 +22,9 @@ Variables (0.9.3 train.py ``create_model``; name -> shape, float32):
   an identity conv1d filter reshaped ``[window, n_input, window * n_input]``), i.e.
   row ``w * n_input + c`` - exactly our layer_1 kernel ``[window, n_input, n_hidden]``
   flattened; with ``--layer_norm`` also ``layer_N/LayerNorm/{gamma,beta}``
-  (``tf.contrib.layers.layer_norm`` inside the same scope).
+  (``tf.contrib.layers.layer_norm`` inside the same scope; it adds 1e-12 to the
+  variance where util/model.py adds 1e-6, which only matters for rows of nearly
+  constant activations).
 * The LSTM, ``rnn_impl_lstmblockfusedcell``: scope ``cudnn_lstm/rnn/multi_rnn_cell/
   cell_0``, ``tf.contrib.rnn.LSTMBlockFusedCell(n_cell_dim, forget_bias=0,
   name='cudnn_compatible_lstm_cell')``, i.e. ``LSTM_SCOPE/kernel [n_input + n_cell,
