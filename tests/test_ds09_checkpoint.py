@@ -424,3 +424,15 @@ def test_test_and_export_read_the_ds09_weights(tmp_path, tiny_config, alphabet):
     np.testing.assert_array_equal(
         session.model.layer_5.weights.numpy(), saved["layer_5/weights"]
     )
+
+
+def test_found_without_state_files(tmp_path):
+    """A directory whose state files were lost (or never copied) is still found."""
+    src = str(tmp_path / "ds09")
+    write_ds09(src)
+    os.remove(os.path.join(src, ds09.BEST_STATE))
+    os.remove(os.path.join(src, ds09.LAST_STATE))
+    assert ds09.is_ds09_dir(src)
+    assert os.path.basename(ds09.choose(src, "auto")[1]) == f"best_dev-{GLOBAL_STEP}"
+    assert os.path.basename(ds09.choose(src, "last")[1]) == f"train-{GLOBAL_STEP}"
+    assert not ds09.is_ds09_dir(str(tmp_path))  # no checkpoint at all

@@ -118,8 +118,8 @@ def is_ds09_dir(directory: str) -> bool:
 
 def listed(directory: str, kind: str) -> List[str]:
     """0.9 checkpoint prefixes of ``kind`` ('best' or 'last') in ``directory``, newest
-    last: those its state file lists, found by base name if the listed path is gone,
-    else (no state file) any ``best_dev-N``/``train-N`` present."""
+    last: those its state file lists (by base name inside ``directory``, else as
+    listed), else (no state file) any ``best_dev-N``/``train-N`` present."""
     state_file = BEST_STATE if kind == "best" else LAST_STATE
     stem = "best_dev" if kind == "best" else "train"
     paths: List[str] = []
@@ -130,7 +130,9 @@ def listed(directory: str, kind: str) -> List[str]:
     if state is not None:
         names = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
         for name in names:
-            for path in (name, os.path.join(directory, os.path.basename(name))):
+            # The directory's own copy first: the listed path may be an older
+            # location of the same directory (0.9's Saver wrote absolute paths).
+            for path in (os.path.join(directory, os.path.basename(name)), name):
                 if os.path.exists(path + ".index") and path not in paths:
                     paths.append(path)
                     break
