@@ -11,6 +11,10 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
+from util import cpu_settings  # noqa: E402  (no TensorFlow)
+
+cpu_settings.apply()  # oneDNN etc. for this CPU, before TensorFlow is imported
+
 from absl import app, flags, logging  # noqa: E402
 
 from util import flags as ds_flags  # noqa: E402

@@ -20,6 +20,10 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
+from util import cpu_settings  # noqa: E402  (no TensorFlow)
+
+cpu_settings.apply()  # for --checkpoint_dir, which runs TensorFlow (doc/PERFORMANCE.rst)
+
 
 def _parser() -> argparse.ArgumentParser:
     from deepspeech import transcribe

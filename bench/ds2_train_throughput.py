@@ -27,10 +27,15 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from util import cpu_settings  # noqa: E402  (no TensorFlow)
+
+cpu_settings.apply()  # the program's own CPU settings, as DeepSpeech.py applies them
+
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from util import devices  # noqa: E402
 from util.config import ModelConfig  # noqa: E402
 from util.model import trainable_variables  # noqa: E402
 from util.models import build_model  # noqa: E402
@@ -110,6 +115,7 @@ def peer(hidden: int, layers: int, direction: str) -> tuple:
 
 
 def main(_) -> None:
+    print(devices.set_threads().summary(), flush=True)
     rng = np.random.default_rng(0)
     batch = synthetic_batch(rng)
     audio_s = FLAGS.batch_size * FLAGS.seconds

@@ -27,10 +27,15 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from util import cpu_settings  # noqa: E402  (no TensorFlow)
+
+cpu_settings.apply()  # the program's own CPU settings, as DeepSpeech.py applies them
+
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from util import devices  # noqa: E402
 from util.config import DeviceConfig, ModelConfig  # noqa: E402
 from util.devices import resolve  # noqa: E402
 from util.model import DeepSpeechModel, trainable_variables  # noqa: E402
@@ -128,6 +133,7 @@ def pick_device() -> DeviceConfig:
 
 
 def main(_) -> None:
+    print(devices.set_threads().summary(), flush=True)
     device = pick_device()
     on_gpu = bool(tf.config.list_logical_devices("GPU"))
     cfg = ModelConfig(n_hidden=FLAGS.n_hidden, bidirectional=FLAGS.bidirectional)

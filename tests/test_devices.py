@@ -54,3 +54,16 @@ print(tf.config.threading.get_inter_op_parallelism_threads(),
       tf.config.threading.get_intra_op_parallelism_threads(), cfg.device.train_cudnn)
 """
     assert run_python(code).stdout.split() == ["3", "2", "False"]
+
+
+def test_set_threads_after_tensorflow_started_keeps_its_pools_unless_asked():
+    import tensorflow as tf
+
+    from util import devices
+
+    tf.constant(1.0) + 1.0  # TensorFlow's context is initialised
+    current = tf.config.threading.get_inter_op_parallelism_threads()
+    kept = devices.set_threads()
+    assert "its thread pools kept" in kept.summary() or kept.inter_op_threads == current
+    with pytest.raises(RuntimeError):
+        devices.set_threads(inter_op_threads=current + 7)

@@ -1,16 +1,19 @@
 """Device settings at the edge: threads, GPU memory growth, and the ``auto`` choices.
 
 ``configure`` runs once in ``DeepSpeech.py`` before TensorFlow initialises its devices
-(thread pools and memory growth cannot change afterwards), then records the resolved
+(thread pools and memory growth cannot change afterwards), sets the thread pools
+``util/cpu_settings.py`` chose for this CPU (the flags win), logs that choice, then records the resolved
 ``--train_cudnn`` and ``--mixed_precision_dtype`` in the Config, so config.json and the
 log say what ran. ``resolve`` is the pure rule (doc/GPU.rst).
 """
 
 import dataclasses
+import os
 
 import tensorflow as tf
 from absl import logging
 
+from util import cpu_settings
 from util.config import Config, DeviceConfig
 
 
@@ -45,14 +48,10 @@ def configure(cfg: Config) -> Config:
     Raises RuntimeError (from TensorFlow) if its devices are already initialised.
     """
     device = cfg.device
-    if device.inter_op_parallelism_threads:
-        tf.config.threading.set_inter_op_parallelism_threads(
-            device.inter_op_parallelism_threads
-        )
-    if device.intra_op_parallelism_threads:
-        tf.config.threading.set_intra_op_parallelism_threads(
-            device.intra_op_parallelism_threads
-        )
+    cpu = set_threads(
+        device.inter_op_parallelism_threads, device.intra_op_parallelism_threads
+    )
+    logging.info("%s", cpu.summary())
     gpus = tf.config.list_physical_devices("GPU")
     if device.use_allow_growth:
         for gpu in gpus:
@@ -62,6 +61,45 @@ def configure(cfg: Config) -> Config:
     resolved = resolve(device, len(gpus), cfg.train.jit)
     _log(resolved, len(gpus))
     return dataclasses.replace(cfg, device=resolved)
+
+
+def set_threads(inter_op_threads: int = 0, intra_op_threads: int = 0):
+    """Set TensorFlow's thread pools as util/cpu_settings.py decides; returns the
+    CpuSettings (the flags' values, when non-zero, win). Before TF initialises."""
+    settings = cpu_settings.applied()
+    if settings is None:  # the program did not call apply(): say what TF runs with
+        settings = cpu_settings.CpuSettings(
+            cpu_settings.detect(),
+            (),
+            0,
+            0,
+            (
+                "environment not chosen (cpu_settings.apply() did not run before "
+                f"TensorFlow was imported); {cpu_settings.ONEDNN_ENV}="
+                f"{os.environ.get(cpu_settings.ONEDNN_ENV, 'unset')}",
+            ),
+        )
+    settings = cpu_settings.with_threads(settings, inter_op_threads, intra_op_threads)
+    try:
+        if settings.inter_op_threads:
+            tf.config.threading.set_inter_op_parallelism_threads(
+                settings.inter_op_threads
+            )
+        if settings.intra_op_threads:
+            tf.config.threading.set_intra_op_parallelism_threads(
+                settings.intra_op_threads
+            )
+    except RuntimeError:  # TensorFlow already runs (a library caller, a test)
+        if inter_op_threads or intra_op_threads:
+            raise  # the user's flags cannot be honoured: say so
+        return dataclasses.replace(
+            settings,
+            inter_op_threads=0,
+            intra_op_threads=0,
+            reasons=settings.reasons
+            + ("TensorFlow already initialised: its thread pools kept",),
+        )
+    return settings
 
 
 def _log(device: DeviceConfig, n_gpus: int) -> None:
