@@ -120,7 +120,7 @@ def detect(cpuinfo_path: str = CPUINFO) -> CpuInfo:
 
 
 def cgroup_cpus(cpu_max: str) -> int:
-    """CPUs a cgroup v2 ``cpu.max`` ("QUOTA PERIOD" or "max PERIOD") allows; 0: no limit."""
+    """CPUs a cgroup v2 ``cpu.max`` ("QUOTA PERIOD", "max PERIOD") allows; 0: none."""
     parts = cpu_max.split()
     if len(parts) != 2 or parts[0] == "max":
         return 0
@@ -195,7 +195,9 @@ def with_threads(
     for name, flag in (("inter", inter_op_threads), ("intra", intra_op_threads)):
         if flag:
             pools.append(flag)
-            reasons.append(f"{name}-op threads {flag} from --{name}_op_parallelism_threads")
+            reasons.append(
+                f"{name}-op threads {flag} from --{name}_op_parallelism_threads"
+            )
         else:
             pools.append(max(1, settings.cpu.n_cores))
             reasons.append(f"{name}-op threads {pools[-1]} (the usable cores)")

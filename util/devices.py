@@ -2,9 +2,9 @@
 
 ``configure`` runs once in ``DeepSpeech.py`` before TensorFlow initialises its devices
 (thread pools and memory growth cannot change afterwards), sets the thread pools
-``util/cpu_settings.py`` chose for this CPU (the flags win), logs that choice, then records the resolved
-``--train_cudnn`` and ``--mixed_precision_dtype`` in the Config, so config.json and the
-log say what ran. ``resolve`` is the pure rule (doc/GPU.rst).
+``util/cpu_settings.py`` chose for this CPU (the flags win) and logs that choice, then
+records the resolved ``--train_cudnn`` and ``--mixed_precision_dtype`` in the Config,
+so config.json and the log say what ran. ``resolve`` is the pure rule (doc/GPU.rst).
 """
 
 import dataclasses
