@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 from util import cpu_settings  # noqa: E402  (no TensorFlow)
 
-cpu_settings.apply()  # for --checkpoint_dir, which runs TensorFlow (doc/PERFORMANCE.rst)
+cpu_settings.apply()  # --checkpoint_dir runs TensorFlow (doc/PERFORMANCE.rst)
 
 
 def _parser() -> argparse.ArgumentParser:

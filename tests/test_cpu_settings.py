@@ -6,7 +6,11 @@ from util import cpu_settings
 from util.cpu_settings import ONEDNN_ENV, CpuInfo, decide, parse_cpuinfo
 
 AVX2_EPYC = CpuInfo(
-    "x86_64", "AuthenticAMD", "AMD EPYC 7B13", frozenset({"sse4_2", "avx", "avx2", "fma"}), 2
+    "x86_64",
+    "AuthenticAMD",
+    "AMD EPYC 7B13",
+    frozenset({"sse4_2", "avx", "avx2", "fma"}),
+    2,
 )
 AVX512_EPYC = CpuInfo(
     "x86_64",
@@ -75,7 +79,13 @@ def test_threads_default_to_the_usable_cores():
 
 @pytest.mark.parametrize(
     "cpu_max, cpus",
-    [("200000 100000", 2), ("150000 100000", 2), ("max 100000", 0), ("", 0), ("x y", 0)],
+    [
+        ("200000 100000", 2),
+        ("150000 100000", 2),
+        ("max 100000", 0),
+        ("", 0),
+        ("x y", 0),
+    ],
 )
 def test_cgroup_quota(cpu_max, cpus):
     assert cpu_settings.cgroup_cpus(cpu_max) == cpus
@@ -124,7 +134,10 @@ def test_the_training_edge_applies_before_tensorflow():
         applied = text.index("cpu_settings.apply()")
         imports = [
             i
-            for i in (text.find("import tensorflow"), text.find("from util import flags"))
+            for i in (
+                text.find("import tensorflow"),
+                text.find("from util import flags"),
+            )
             if i >= 0
         ]
         assert all(applied < i for i in imports), script
