@@ -50,6 +50,8 @@ flags.DEFINE_integer("batch_size", 16, "utterances per step")
 flags.DEFINE_float("seconds", 10.0, "utterance length (s)")
 flags.DEFINE_integer("steps", 2, "timed steps per side per round")
 flags.DEFINE_integer("rounds", 2, "interleaved rounds")
+flags.DEFINE_integer("inter_op_parallelism_threads", 0, "0: chosen for this CPU")
+flags.DEFINE_integer("intra_op_parallelism_threads", 0, "0: chosen for this CPU")
 FLAGS = flags.FLAGS
 
 N_BINS = 161
@@ -115,7 +117,10 @@ def peer(hidden: int, layers: int, direction: str) -> tuple:
 
 
 def main(_) -> None:
-    print(devices.set_threads().summary(), flush=True)
+    threads = devices.set_threads(
+        FLAGS.inter_op_parallelism_threads, FLAGS.intra_op_parallelism_threads
+    )
+    print(threads.summary(), flush=True)
     rng = np.random.default_rng(0)
     batch = synthetic_batch(rng)
     audio_s = FLAGS.batch_size * FLAGS.seconds

@@ -146,11 +146,13 @@ def header(isa: str) -> str:
     isa_flags = sorted(
         f for f in cpu.flags if f.startswith(("avx", "fma", "amx", "sse4"))
     )
+    ident = _cpu_ident()
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     ours_env, peer_env = ISA_ENV[isa]
     return "\n".join(
         [
-            f"CPU: {cpu.model} ({cpu.vendor}, {cpu.machine}, {cpu.n_cores} usable cores)",
+            f"CPU: {cpu.model} ({cpu.vendor}{ident}, {cpu.machine}, "
+            f"{cpu.n_cores} usable cores)",
             f"ISA flags: {' '.join(isa_flags)}",
             f"ISA setting: {isa}"
             + (f"; ours {ours_env}, peer {peer_env}" if ours_env else " (as detected)"),
@@ -158,6 +160,22 @@ def header(isa: str) -> str:
             f"load average at start: {load}; {time.strftime('%Y-%m-%d %H:%M:%S')}",
         ]
     )
+
+
+def _cpu_ident() -> str:
+    """family F model M stepping S, from /proc/cpuinfo ("" if unreadable)."""
+    fields = {}
+    try:
+        with open(cpu_settings.CPUINFO, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return ""
+    names = ("cpu family", "model", "stepping")
+    return "".join(f" {n} {fields[n]}" for n in names if n in fields)
 
 
 def main() -> None:
@@ -171,13 +189,23 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5, help="timed steps, bi256")
     p.add_argument("--steps_2048", type=int, default=2, help="timed steps, uni2048")
     p.add_argument("--steps_ds2", type=int, default=1, help="timed steps, ds2")
+    p.add_argument(
+        "--ours_env",
+        default="",
+        help="NAME=VALUE,... for our side only, for before/after comparisons (e.g. "
+        "TF_ENABLE_ONEDNN_OPTS=0: what an AVX2 CPU ran before util/cpu_settings.py)",
+    )
     args = p.parse_args()
     wanted = args.only.split(",")
     unknown = set(wanted) - set(ALL)
     if unknown:
         p.error(f"--only: unknown {sorted(unknown)}; choose from {','.join(ALL)}")
-    print(header(args.isa), flush=True)
     ours_env, peer_env = ISA_ENV[args.isa]
+    extra = dict(kv.split("=", 1) for kv in args.ours_env.split(",") if kv)
+    ours_env = {**ours_env, **extra}
+    print(header(args.isa), flush=True)
+    if extra:
+        print(f"ours with, set by --ours_env (NOT the default settings): {extra}")
     jobs = []
     if "uni2048" in wanted:
         jobs.append(

@@ -57,6 +57,8 @@ flags.DEFINE_enum(
     "mixed_precision_dtype", "auto", ["auto", "float16", "bfloat16"], "16-bit type"
 )
 flags.DEFINE_integer("warmup", 1, "unmeasured steps first (tracing, cuDNN autotune)")
+flags.DEFINE_integer("inter_op_parallelism_threads", 0, "0: chosen for this CPU")
+flags.DEFINE_integer("intra_op_parallelism_threads", 0, "0: chosen for this CPU")
 FLAGS = flags.FLAGS
 
 N_MFCC = 26
@@ -133,7 +135,10 @@ def pick_device() -> DeviceConfig:
 
 
 def main(_) -> None:
-    print(devices.set_threads().summary(), flush=True)
+    threads = devices.set_threads(
+        FLAGS.inter_op_parallelism_threads, FLAGS.intra_op_parallelism_threads
+    )
+    print(threads.summary(), flush=True)
     device = pick_device()
     on_gpu = bool(tf.config.list_logical_devices("GPU"))
     cfg = ModelConfig(n_hidden=FLAGS.n_hidden, bidirectional=FLAGS.bidirectional)

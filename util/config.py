@@ -469,8 +469,8 @@ class DeviceConfig:
     mixed_precision_dtype: str = "auto"  # auto | float16 | bfloat16
     use_allow_growth: bool = False
     log_placement: bool = False  # DeepSpeech 0.9: log each op's device (issue 12)
-    inter_op_parallelism_threads: int = 0  # 0: TensorFlow's choice
-    intra_op_parallelism_threads: int = 0  # 0: TensorFlow's choice
+    inter_op_parallelism_threads: int = 0  # 0: chosen for the CPU (util/cpu_settings)
+    intra_op_parallelism_threads: int = 0  # 0: chosen for the CPU (util/cpu_settings)
 
     def __post_init__(self) -> None:
         if self.mixed_precision_dtype not in ("auto", "float16", "bfloat16"):

@@ -67,7 +67,7 @@ class CpuSettings:
 
     cpu: CpuInfo
     environ: Tuple[Tuple[str, str], ...]  # (name, value) to set before TF import
-    inter_op_threads: int  # 0: TensorFlow's choice
+    inter_op_threads: int  # 0: TensorFlow's default
     intra_op_threads: int
     reasons: Tuple[str, ...]
 

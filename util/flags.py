@@ -667,14 +667,15 @@ def _define_device_flags(flag_values: flags.FlagValues) -> None:
     F.DEFINE_integer(
         "inter_op_parallelism_threads",
         0,
-        "threads that run independent ops in parallel (0 = TensorFlow's choice)",
+        "threads that run independent ops in parallel (0 = chosen for this CPU: the usable "
+        "cores; doc/PERFORMANCE.rst)",
         lower_bound=0,
         flag_values=flag_values,
     )
     F.DEFINE_integer(
         "intra_op_parallelism_threads",
         0,
-        "threads one op (a matmul) may use (0 = TensorFlow's choice: all cores)",
+        "threads one op (a matmul) may use (0 = chosen for this CPU: the usable cores)",
         lower_bound=0,
         flag_values=flag_values,
     )
