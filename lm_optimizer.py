@@ -304,6 +304,12 @@ def main(argv: Sequence[str]) -> int:
         )
     except ValueError as err:
         raise app.UsageError(str(err))
+    from util import devices
+
+    threads = devices.set_threads(  # the CPU settings DeepSpeech.py's import chose
+        cfg.device.inter_op_parallelism_threads, cfg.device.intra_op_parallelism_threads
+    )
+    logging.info("%s", threads.summary())
     try:
         result = run(cfg, settings)
     except (ValueError, OSError) as err:
