@@ -33,10 +33,10 @@ CPUINFO = "/proc/cpuinfo"
 CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
 # x86 features for which TensorFlow turns oneDNN on by itself (tensorflow/core/util/
 # util.cc, IsMKLEnabled): shown in the log so the user sees why it was or was not on.
-TF_ONEDNN_DEFAULT_FLAGS = frozenset(
+TF_ONEDNN_DEFAULT_ISA = frozenset(
     {"avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8"}
 )
-SHOWN_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+SHOWN_ISA = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class CpuInfo:
         return self.machine.lower() in ("x86_64", "amd64", "i686", "i386")
 
     def describe(self) -> str:
-        shown = [f for f in SHOWN_FLAGS if f in self.flags] or ["none of AVX2/AVX-512"]
+        shown = [f for f in SHOWN_ISA if f in self.flags] or ["none of AVX2/AVX-512"]
         return (
             f"{self.model or self.machine} ({self.vendor or 'unknown vendor'}, "
             f"{self.machine}, {self.n_cores} core(s) usable, {' '.join(shown)})"
@@ -169,7 +169,7 @@ def _environment(cpu: CpuInfo, environ: Mapping[str, str]):
         return (), (f"{ONEDNN_ENV}={environ[ONEDNN_ENV]} kept (set by the user)",)
     if not (cpu.x86 and "avx2" in cpu.flags):
         return (), ("oneDNN left to TensorFlow's default (not an x86 CPU with AVX2)",)
-    own = sorted(cpu.flags & TF_ONEDNN_DEFAULT_FLAGS)
+    own = sorted(cpu.flags & TF_ONEDNN_DEFAULT_ISA)
     why = (
         f" (TensorFlow's own default too: {'/'.join(own)})"
         if own
