@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from util.augmentations import needs_audio, parse_augmentations
+
 CONFIG_FORMAT_VERSION = 1
 DROPOUT_LAYERS = (1, 2, 3, 5)  # layers followed by dropout (and --layer_norm)
 # DeepSpeech's default locations (XDG data dir), used when the flags are left empty.
@@ -267,15 +269,33 @@ class DataConfig:
     metrics_files: Tuple[str, ...] = ()  # loss reported after each dev pass only
     read_buffer: int = 1 << 20  # bytes, read buffer of .sdb sample databases
     cache_for_epochs: int = 0  # rebuild the feature cache every N epochs, 0 = never
+    # --augment specs, training samples only (util/augmentations.py, issue 14)
+    augment: Tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("train_batch_size", "dev_batch_size", "test_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1")
+        _check_augment(self.augment, self.feature_cache)
         if self.read_buffer < 1:
             raise ValueError("--read_buffer must be at least 1 byte")
         if self.cache_for_epochs < 0:
             raise ValueError("--cache_for_epochs must be >= 0")
+
+
+def _check_augment(specs: Tuple[str, ...], feature_cache: Optional[str]) -> None:
+    """Parse the --augment specs (ValueError naming the bad one); refuse kinds that the
+    feature cache would freeze: it stores the clean features of the first epoch."""
+    frozen = needs_audio(parse_augmentations(specs))
+    if feature_cache and frozen:
+        raise ValueError(
+            f"--augment {frozen[0].spec!r} changes the audio before the features, but "
+            f"--feature_cache {feature_cache!r} stores each sample's features once, so "
+            "that augmentation would be frozen (--cache_for_epochs would only refresh "
+            "clean features): drop --feature_cache when augmenting, or use only "
+            "features-domain augmentations (add, multiply, and time_mask, "
+            "frequency_mask, dropout with domain=features), which apply after the cache"
+        )
 
 
 @dataclass(frozen=True)
@@ -522,6 +542,7 @@ class Config:
                 dev_files=_split_files(f["dev_files"]),
                 test_files=_split_files(f["test_files"]),
                 feature_cache=f["feature_cache"] or None,
+                augment=tuple(f.get("augment") or ()),
                 metrics_files=_split_files(f["metrics_files"]),
                 read_buffer=parse_file_size(f["read_buffer"], "--read_buffer"),
             ),
@@ -661,7 +682,6 @@ DS09_IGNORED: Dict[str, Tuple[Any, str]] = {
 
 # Flags another open issue implements: name -> (0.9 default, the one-line error).
 DS09_NOT_YET: Dict[str, Tuple[Any, str]] = {
-    "augment": (None, "data augmentation is not available yet"),
     "bytes_output_mode": (False, "bytes output mode is not available yet"),
 }
 

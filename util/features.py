@@ -3,8 +3,10 @@
 ``feeding.py`` calls :func:`compute_features` inside ``Dataset.map`` and ``export.py``
 wraps the same function in the serving signature, so training and inference cannot drift
 apart (doc/CONTRIBUTING.rst, rule 6). It is a deterministic function of (samples,
-FeatureConfig) with no training-only behaviour (there is no data augmentation yet; it
-would be applied in ``feeding.py``, never here).
+FeatureConfig) with no training-only behaviour. Training augmentation
+(``util/augmentations.py``, called by ``feeding.py``) works between the two halves that
+:func:`compute_features` composes: :func:`power_spectrogram` and
+:func:`spectrogram_to_features`.
 
 Feature contract (DeepSpeech 0.9 ``samples_to_mfccs``, bit for bit):
 
@@ -73,16 +75,21 @@ def compute_mfcc(samples: tf.Tensor, cfg: FeatureConfig) -> Tuple[tf.Tensor, tf.
         stride=cfg.win_step_samples,
         magnitude_squared=True,
     )  # [1, time, fft_len // 2 + 1] float32
-    mfccs = tf.raw_ops.Mfcc(
+    mfccs = _mfcc_of_power(spectrogram, cfg)  # [1, time, n_mfcc] float32
+    features = tf.reshape(mfccs, [-1, cfg.n_mfcc])
+    return features, tf.shape(features, out_type=tf.int32)[0]
+
+
+def _mfcc_of_power(spectrogram: tf.Tensor, cfg: FeatureConfig) -> tf.Tensor:
+    """``tf.raw_ops.Mfcc``: [1, T, bins] power -> [1, T, n_mfcc]."""
+    return tf.raw_ops.Mfcc(
         spectrogram=spectrogram,
         sample_rate=tf.constant(cfg.audio_sample_rate, dtype=tf.int32),
         upper_frequency_limit=cfg.upper_frequency_limit,
         lower_frequency_limit=cfg.lower_frequency_limit,
         filterbank_channel_count=cfg.n_filterbank,
         dct_coefficient_count=cfg.n_mfcc,
-    )  # [1, time, n_mfcc] float32
-    features = tf.reshape(mfccs, [-1, cfg.n_mfcc])
-    return features, tf.shape(features, out_type=tf.int32)[0]
+    )
 
 
 def numpy_mfcc(samples: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
@@ -113,15 +120,54 @@ def compute_features(
         streaming client's previous chunk; zeros, i.e. the start of a file, if None).
     returns : (features float32 [cfg.n_frames(n), cfg.n_input], features_len int32).
     """
-    if cfg.feature_type == "spectrogram":
-        features = compute_spectrogram(samples, cfg)
-    elif cfg.feature_type == "fbank":
-        features = compute_fbank(samples, cfg, history)
-    else:
+    if cfg.feature_type == "mfcc":  # the raw ops, whole (TFLite's custom ops)
         features = compute_mfcc(samples, cfg)[0]
+        if cfg.feature_normalization == "utterance":
+            features = normalize_utterance(features)
+    else:
+        features = spectrogram_to_features(
+            power_spectrogram(samples, cfg, history), cfg
+        )
+    return features, tf.shape(features, out_type=tf.int32)[0]
+
+
+def power_spectrogram(
+    samples: tf.Tensor, cfg: FeatureConfig, history: tf.Tensor | None = None
+) -> tf.Tensor:
+    """The power spectrum each feature type starts from (DeepSpeech 0.9's
+    "spectrogram" augmentation domain): float32 [n] -> [cfg.n_frames(n), bins].
+
+    mfcc: ``AudioSpectrogram`` (magnitude squared, fft_len // 2 + 1 bins);
+    spectrogram: ``|DFT(w x)|^2``; fbank: the pre-emphasised ``|rfft|^2 / fft_len``.
+    ``spectrogram_to_features(power_spectrogram(x))`` equals ``compute_features(x)``.
+    """
+    if cfg.feature_type == "mfcc":
+        return tf.raw_ops.AudioSpectrogram(
+            input=tf.expand_dims(_as_mono(samples), -1),
+            window_size=cfg.win_len_samples,
+            stride=cfg.win_step_samples,
+            magnitude_squared=True,
+        )[0]
+    if cfg.feature_type == "spectrogram":
+        frames = _frames(_as_mono(samples), cfg.win_len_samples, cfg.win_step_samples)
+        window = np.hanning(cfg.win_len_samples + 1)[:-1]  # periodic Hann
+        return _power_spectrum(frames, window, cfg.fft_len)
+    return _fbank_power(samples, cfg, history)
+
+
+def spectrogram_to_features(power: tf.Tensor, cfg: FeatureConfig) -> tf.Tensor:
+    """float32 [T, bins] power spectrum -> [T, cfg.n_input] features, normalised per
+    ``cfg`` (the rest of :func:`compute_features`)."""
+    if cfg.feature_type == "mfcc":
+        features = tf.reshape(_mfcc_of_power(power[tf.newaxis], cfg), [-1, cfg.n_mfcc])
+    elif cfg.feature_type == "spectrogram":
+        features = tf.math.log(power + SPECTROGRAM_EPS)
+    else:
+        mel = tf.matmul(power, tf.constant(fbank_filters(cfg).T, tf.float32))
+        features = tf.math.log(tf.maximum(mel, FBANK_FLOOR))
     if cfg.feature_normalization == "utterance":
         features = normalize_utterance(features)
-    return features, tf.shape(features, out_type=tf.int32)[0]
+    return features
 
 
 def normalize_utterance(features: tf.Tensor) -> tf.Tensor:
@@ -147,9 +193,7 @@ def compute_spectrogram(samples: tf.Tensor, cfg: FeatureConfig) -> tf.Tensor:
     samples : float32 [n] -> float32 [cfg.n_frames(n), cfg.n_input],
     ``log(|DFT(w x)|^2 + 1e-14)``.
     """
-    frames = _frames(_as_mono(samples), cfg.win_len_samples, cfg.win_step_samples)
-    window = np.hanning(cfg.win_len_samples + 1)[:-1]  # periodic Hann (scipy's "hann")
-    return tf.math.log(_power_spectrum(frames, window, cfg.fft_len) + SPECTROGRAM_EPS)
+    return tf.math.log(power_spectrogram(samples, cfg) + SPECTROGRAM_EPS)
 
 
 def compute_fbank(
@@ -166,6 +210,17 @@ def compute_fbank(
 
     samples : float32 [n] -> float32 [cfg.n_frames(n), cfg.n_filterbank].
     """
+    mel = tf.matmul(
+        _fbank_power(samples, cfg, history),
+        tf.constant(fbank_filters(cfg).T, tf.float32),
+    )
+    return tf.math.log(tf.maximum(mel, FBANK_FLOOR))
+
+
+def _fbank_power(
+    samples: tf.Tensor, cfg: FeatureConfig, history: tf.Tensor | None
+) -> tf.Tensor:
+    """The pre-emphasised power spectrum of :func:`compute_fbank`: [n] -> [T, bins]."""
     samples = _as_mono(samples)
     if history is None:
         history = tf.zeros([cfg.history_samples], tf.float32)
@@ -176,9 +231,7 @@ def compute_fbank(
     frames = _frames(padded, win + cfg.history_samples, step)
     if cfg.history_samples:
         frames = frames[:, 1:] - cfg.preemphasis * frames[:, :-1]
-    power = _power_spectrum(frames, np.ones(win), cfg.fft_len) / cfg.fft_len
-    mel = tf.matmul(power, tf.constant(fbank_filters(cfg).T, tf.float32))
-    return tf.math.log(tf.maximum(mel, FBANK_FLOOR))
+    return _power_spectrum(frames, np.ones(win), cfg.fft_len) / cfg.fft_len
 
 
 def fbank_filters(cfg: FeatureConfig) -> np.ndarray:

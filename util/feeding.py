@@ -28,11 +28,18 @@ order cuts the same batches because every planned batch but the last is full.
 
 ``FeatureCache`` stores the features of a sample list on disk (``--feature_cache``), so
 later epochs and runs skip decoding and MFCC computation.
+
+Training batches may be augmented (``augment``, an ``util.augmentations.AugmentPass``;
+doc/TRAINING.rst, "Augmentation"): the trainer passes one for its training epochs
+only, so dev, test and metrics sets are never augmented. Sample-domain kinds run in
+the decoding ``numpy_function``, the others as TF ops (``util.augment_graph``); from a
+feature cache only features-domain kinds can apply (``util.config`` refuses the rest).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -45,7 +52,10 @@ from absl import logging
 
 from ctcdecode.fileio import atomic_write
 from util import sample_collections
+from util import augment_graph
 from util.audio import AudioError, read_audio
+from util.augment_sample import SampleAugmenter
+from util.augmentations import AugmentPass, needs_audio
 from util.config import FeatureConfig
 from util.features import compute_features
 from util.progress import Progress
@@ -91,6 +101,7 @@ def make_dataset(
     cfg: FeatureConfig,
     cache: Optional["FeatureCache"] = None,
     rows: Optional[Sequence[int]] = None,
+    augment: Optional[AugmentPass] = None,
 ) -> tf.data.Dataset:
     """The batches of ``plan`` (from ``batch_plan``), as the dicts of the module doc.
 
@@ -100,10 +111,20 @@ def make_dataset(
     plan gives an empty dataset. ``rows``: positions within each batch to load; the
     others keep their labels and index but get a zero frame of length 0. A worker of
     a cluster loads only the rows its replicas read (``util.distributed.worker_rows``).
+    ``augment``: augment every loaded sample (training batches only); ``plan`` is then
+    the rest of an epoch whose first ``augment.first_position`` samples are done.
     """
     _check_plan(plan, len(samples))
     if cache is None and holds_features(samples):  # TFRecord feature shards
         cache = RecordFeatures(samples, cfg)
+    if augment is not None and not augment.augmentations:
+        augment = None
+    if augment is not None and cache is not None and needs_audio(augment.augmentations):
+        raise ValueError(
+            f"--augment {needs_audio(augment.augmentations)[0].spec!r} works on audio, "
+            "but these training samples come as features (a --feature_cache or "
+            "TFRecord feature shards); only features-domain kinds can apply to them"
+        )
     if cache is not None and cache.n_samples != len(samples):
         raise ValueError(
             f"feature cache holds {cache.n_samples} samples, "
@@ -115,19 +136,31 @@ def make_dataset(
     wanted = np.isin(position, rows) if rows is not None else np.ones(len(order), bool)
     labels, offsets = _label_table(samples)
     load = (
-        _cached_loader(cache, cfg) if cache is not None else _audio_loader(samples, cfg)
+        _cached_loader(cache, cfg, augment)
+        if cache is not None
+        else _audio_loader(samples, cfg, augment)
     )
+    clocks = np.zeros(len(order), np.float32)
+    if augment is not None:
+        positions = augment.first_position + np.arange(len(order))
+        clocks = augment.clocks(positions, augment.first_position + len(order))
 
     def blank() -> Tuple[tf.Tensor, tf.Tensor]:
         # One zero frame, so a batch with no loaded row still has a time axis.
         return tf.zeros([1, cfg.n_input], tf.float32), tf.constant(0, tf.int32)
 
-    def load_or_blank(index: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
-        features, features_len = load(index)
+    def load_or_blank(
+        index: tf.Tensor, clock: tf.Tensor
+    ) -> Tuple[tf.Tensor, tf.Tensor]:
+        features, features_len = load(index, clock)
         return tf.cond(features_len > 0, lambda: (features, features_len), blank)
 
-    def load_example(index: tf.Tensor, wanted: tf.Tensor) -> Dict[str, tf.Tensor]:
-        features, features_len = tf.cond(wanted, lambda: load_or_blank(index), blank)
+    def load_example(
+        index: tf.Tensor, wanted: tf.Tensor, clock: tf.Tensor
+    ) -> Dict[str, tf.Tensor]:
+        features, features_len = tf.cond(
+            wanted, lambda: load_or_blank(index, clock), blank
+        )
         start, end = offsets[index], offsets[index + 1]
         return {
             "features": features,
@@ -140,7 +173,7 @@ def make_dataset(
             "skipped": tf.logical_and(wanted, tf.equal(features_len, 0)),
         }
 
-    dataset = tf.data.Dataset.from_tensor_slices((order, wanted))
+    dataset = tf.data.Dataset.from_tensor_slices((order, wanted, clocks))
     dataset = dataset.map(
         load_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
@@ -174,21 +207,45 @@ def _label_table(samples: Sequence[Sample]) -> Tuple[tf.Tensor, tf.Tensor]:
     return tf.constant(flat), tf.constant(offsets)
 
 
-def _audio_loader(samples: Sequence[Sample], cfg: FeatureConfig) -> Any:
-    """index int32 scalar -> (features float32 [T, n_input], features_len int32)."""
+def _audio_loader(
+    samples: Sequence[Sample], cfg: FeatureConfig, augment: Optional[AugmentPass] = None
+) -> Any:
+    """(index int32, clock float32) scalars -> (features float32 [T, n_input],
+    features_len int32), augmented when ``augment`` is given."""
+    sampler = SampleAugmenter(
+        augment.augmentations if augment else (), cfg.audio_sample_rate, _read_samples
+    )
+    min_frames = None
+    if augment is not None and augment.min_frames is not None:
+        min_frames = tf.constant(np.asarray(augment.min_frames, np.int32))
 
-    def read(index: np.ndarray) -> np.ndarray:
+    def read(index: np.ndarray, clock: np.ndarray) -> np.ndarray:
         sample = samples[int(index)]
         try:
-            return _read_samples(sample.wav_filename, cfg.audio_sample_rate)
+            audio = _read_samples(sample.wav_filename, cfg.audio_sample_rate)
         except AudioError as err:  # the content; an OSError (I/O trouble) stays fatal
             _warn_undecodable(sample, err)
             return np.zeros([0], np.float32)  # no frames: the row is skipped
+        if sampler:
+            audio = sampler.apply(
+                audio, float(clock), functools.partial(augment.rng, int(index))
+            )
+        return audio
 
-    def load(index: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
-        audio = tf.numpy_function(read, [index], tf.float32, stateful=False)
+    def load(index: tf.Tensor, clock: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        audio = tf.numpy_function(read, [index, clock], tf.float32, stateful=False)
         audio.set_shape([None])
-        features, features_len = compute_features(audio, cfg)
+        if augment is None:
+            features, features_len = compute_features(audio, cfg)
+        else:
+            features, features_len = augment_graph.featurize(
+                audio,
+                cfg,
+                augment.augmentations,
+                augment_graph.sample_seed(augment.seed, augment.epoch, index),
+                clock,
+                None if min_frames is None else tf.gather(min_frames, index),
+            )
         features = tf.ensure_shape(features, [None, cfg.n_input])
         return features, tf.cast(features_len, tf.int32)
 
@@ -218,15 +275,27 @@ def _warn_undecodable(sample: Sample, err: Exception) -> None:
     )
 
 
-def _cached_loader(cache: "FeatureCache", cfg: FeatureConfig) -> Any:
-    """index int32 scalar -> (features float32 [T, n_input], features_len int32)."""
+def _cached_loader(
+    cache: "FeatureCache", cfg: FeatureConfig, augment: Optional[AugmentPass] = None
+) -> Any:
+    """(index int32, clock float32) scalars -> (features float32 [T, n_input],
+    features_len int32); features-domain augmentation when ``augment`` is given."""
 
     def read(index: np.ndarray) -> np.ndarray:
         return np.array(cache.features(int(index)), dtype=np.float32)
 
-    def load(index: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    def load(index: tf.Tensor, clock: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
         features = tf.numpy_function(read, [index], tf.float32, stateful=False)
         features.set_shape([None, cfg.n_input])
+        if augment is not None:
+            features = augment_graph.augment_features(
+                features,
+                cfg,
+                augment.augmentations,
+                augment_graph.sample_seed(augment.seed, augment.epoch, index),
+                clock,
+            )
+            features.set_shape([None, cfg.n_input])
         return features, tf.shape(features, out_type=tf.int32)[0]
 
     return load
@@ -352,7 +421,9 @@ def _build_cache(
         np.arange(len(samples), dtype=np.int32)
     )
     dataset = dataset.map(
-        lambda i: load(i)[0], num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        lambda i: load(i, 0.0)[0],
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
     ).prefetch(tf.data.AUTOTUNE)
     progress = Progress("Feature cache", len(samples), show_progress)
     with atomic_write(features_path, "wb") as out:

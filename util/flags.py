@@ -842,15 +842,19 @@ def _define_ds09_flags(flag_values: flags.FlagValues) -> None:
     )
     # sphinx-doc: ds09_lm_optimizer_flags_end
 
-    # Implemented by other open issues; until then a non-default value is refused with a
-    # one-line error, see util/config.py.
-    # sphinx-doc: ds09_pending_flags_start
+    # Training augmentation (doc/TRAINING.rst "Augmentation"; util/augmentations.py).
+    # sphinx-doc: augment_flags_start
     F.DEFINE_multi_string(
         "augment",
         None,
-        "DeepSpeech 0.9's training augmentations, 'operation[param1=value1, ...]' (not available yet: refused)",
+        "augment training samples (never dev/test), DeepSpeech 0.9's 'kind[param=value,...]', repeatable: overlay, reverb, resample, codec, volume, pitch, tempo, warp, frequency_mask, time_mask, dropout, add, multiply (doc/TRAINING.rst, Augmentation)",
         flag_values=flag_values,
     )
+    # sphinx-doc: augment_flags_end
+
+    # Implemented by other open issues; until then a non-default value is refused with a
+    # one-line error, see util/config.py.
+    # sphinx-doc: ds09_pending_flags_start
     F.DEFINE_boolean(
         "bytes_output_mode",
         False,

@@ -31,12 +31,13 @@ from util import transfer
 from util.checkpoints import Checkpoints, TrainingState
 from util.config import Config, TrainConfig
 from util.distributed import global_batch_size, worker_rows
+from util.augmentations import AugmentPass, epoch_clocks, parse_augmentations
 from util.feeding import FeatureCache, batch_plan, make_dataset
 from util.model import trainable_variables
 from util.models import AcousticModel, build_model
 from util.optimizer import Adam
 from util.progress import Progress
-from util.samples import Sample, SampleSet, read_sample_set
+from util.samples import Sample, SampleSet, ctc_required_frames, read_sample_set
 from util.steps import Steps
 
 
@@ -236,6 +237,7 @@ def _train_locked(
     cache = _open_cache(cfg, samples)
     summaries = Summaries(cfg.train.summary_dir, session.checkpoints.is_chief)
     loop = _Loop(session, summaries, stop)
+    loop.epochs = (first, last)
     train_loss, stopped, epoch = float("nan"), False, first
     try:
         for epoch in range(first, last):
@@ -270,6 +272,7 @@ class _Loop:
         self.stop = stop
         self.last_save = time.monotonic()
         self.saved_step = int(session.state.global_step.numpy())
+        self.epochs = (0, 1)  # [first, last) epoch of this run: the augment clock
 
     def check(self) -> None:
         if self.stop.reason is not None:
@@ -398,7 +401,8 @@ def _train_epoch(
         f"Epoch {epoch} train", len(plan), cfg.train.show_progressbar, initial=done
     )
     rows = worker_rows(batch_size, session.strategy)  # None: this process loads all
-    dataset = make_dataset(samples, plan[done:], cfg.features, cache, rows)
+    augment = _augment_pass(loop, samples, epoch, done * batch_size)
+    dataset = make_dataset(samples, plan[done:], cfg.features, cache, rows, augment)
     for i, batch in enumerate(dataset, done):
         seed = tf.constant(
             [cfg.train.random_seed, int(state.global_step.numpy())], tf.int32
@@ -566,6 +570,28 @@ def _metrics_epoch(loop: _Loop, metric_sets: Sequence[SampleSet], epoch: int) ->
         logging.info("Epoch %d | metrics loss %.6f on %s", epoch, loss, sample_set.name)
         step = int(session.state.global_step.numpy())
         loop.summaries.add("metrics", f"loss/{tag}", loss, step)
+
+
+def _augment_pass(
+    loop: "_Loop", samples: Sequence[Sample], epoch: int, first_position: int
+) -> Optional[AugmentPass]:
+    """--augment for one training epoch (never for dev, test or metrics sets): clocks
+    run 0 -> 1 over this run's epochs, as DeepSpeech 0.9's did."""
+    cfg = loop.session.config
+    augmentations = parse_augmentations(cfg.data.augment)
+    if not augmentations:
+        return None
+    start, end = epoch_clocks(epoch, *loop.epochs)
+    stride = cfg.model.time_stride
+    return AugmentPass(
+        augmentations,
+        cfg.train.random_seed,
+        epoch,
+        start,
+        end,
+        np.array([ctc_required_frames(s.labels) * stride for s in samples], np.int32),
+        first_position,
+    )
 
 
 def _refresh_cache(
