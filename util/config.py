@@ -286,10 +286,10 @@ class DataConfig:
 def _check_augment(specs: Tuple[str, ...], feature_cache: Optional[str]) -> None:
     """Parse the --augment specs (ValueError naming the bad one); refuse kinds that the
     feature cache would freeze: it stores the clean features of the first epoch."""
-    frozen = needs_audio(parse_augmentations(specs))
+    frozen = [s for s in specs if needs_audio(parse_augmentations([s]))]
     if feature_cache and frozen:
         raise ValueError(
-            f"--augment {frozen[0].spec!r} changes the audio before the features, but "
+            f"--augment {frozen[0]!r} changes the audio before the features, but "
             f"--feature_cache {feature_cache!r} stores each sample's features once, so "
             "that augmentation would be frozen (--cache_for_epochs would only refresh "
             "clean features): drop --feature_cache when augmenting, or use only "
