@@ -137,6 +137,43 @@ def write_ldc93s1_csv(directory: Path, wav: str) -> str:
     return str(path)
 
 
+def train_ldc93s1_steps(tmp: Path, alphabet, model_cfg, features_cfg, epochs: int = 3):
+    """(Config, model) of ``model_cfg`` on ``features_cfg`` trained ``epochs`` steps
+    on LDC93S1 in-process (batch-norm moving averages away from 0/1), its export
+    config pointing at ``tmp / "export"``. Not enough to transcribe: for tests whose
+    claims hold whatever the weights."""
+    from util.config import Config
+    from util.distributed import make_strategy
+    from util.training import build_session, train
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    base = Config()
+    cfg = dataclasses.replace(
+        base,
+        model=model_cfg,
+        features=features_cfg,
+        data=dataclasses.replace(
+            base.data, train_files=(write_ldc93s1_csv(tmp, LDC93S1_WAV),),
+            alphabet_config_path=str(REPO_ROOT / "data" / "alphabet.txt"),
+        ),
+        train=dataclasses.replace(
+            base.train, epochs=epochs, learning_rate=0.003, show_progressbar=False,
+            summary_dir=str(tmp / "summaries"),
+        ),
+        checkpoint=dataclasses.replace(
+            base.checkpoint, load_checkpoint_dir=str(tmp / "ckpt"),
+            save_checkpoint_dir=str(tmp / "ckpt"),
+        ),
+        export=dataclasses.replace(
+            base.export, export_dir=str(tmp / "export"), export_tflite=True
+        ),
+    )  # fmt: skip
+    session = build_session(cfg, alphabet, make_strategy([]))
+    train(session)
+    session.checkpoints.close()
+    return cfg, session.model
+
+
 def browser_resample(pcm: np.ndarray) -> np.ndarray:
     """16 kHz -> 48 kHz (soxr, as an AudioContext) -> 16 kHz by linear interpolation
     (what the server's page does): int16 [n]."""

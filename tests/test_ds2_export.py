@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from helpers import train_ldc93s1_steps
 from util import export
 from util.config import FeatureConfig, ModelConfig
 from util.features import compute_features
@@ -40,57 +41,25 @@ def _training_side_probs(model, cfg, pcm):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, alphabet, ldc93s1_wav, repo_root):
+def trained(tmp_path_factory, alphabet):
     """A DS2 trained 3 steps on LDC93S1 (moving averages away from 0/1), exported."""
-    from util.config import Config
-    from util.distributed import make_strategy
-    from util.training import build_session, train
-
-    tmp = tmp_path_factory.mktemp("ds2")
-    csv_path = tmp / "ldc.csv"
-    csv_path.write_text(
-        "wav_filename,wav_filesize,transcript\n"
-        f"{ldc93s1_wav},1,she had your dark suit in greasy wash water all year\n"
-    )
-    base = Config()
-    cfg = dataclasses.replace(
-        base,
-        model=DS2,
-        features=FeatureConfig.of_type(
-            "spectrogram", feature_normalization="utterance"
-        ),
-        data=dataclasses.replace(
-            base.data, train_files=(str(csv_path),),
-            alphabet_config_path=os.path.join(repo_root, "data", "alphabet.txt"),
-        ),
-        train=dataclasses.replace(
-            base.train, epochs=3, learning_rate=0.003, show_progressbar=False,
-            summary_dir=str(tmp / "summaries"),
-        ),
-        checkpoint=dataclasses.replace(
-            base.checkpoint, load_checkpoint_dir=str(tmp / "ckpt"),
-            save_checkpoint_dir=str(tmp / "ckpt"),
-        ),
-        export=dataclasses.replace(
-            base.export, export_dir=str(tmp / "export"), export_tflite=True
-        ),
+    cfg, model = train_ldc93s1_steps(
+        tmp_path_factory.mktemp("ds2"), alphabet, DS2,
+        FeatureConfig.of_type("spectrogram", feature_normalization="utterance"),
     )  # fmt: skip
-    session = build_session(cfg, alphabet, make_strategy([]))
-    train(session)
-    session.checkpoints.close()
     level = logging.getLogger("absl").level  # the converter changes it
     try:
-        path = export.export_tflite(session.model, cfg, alphabet)
+        path = export.export_tflite(model, cfg, alphabet)
         quantized_cfg = dataclasses.replace(
             cfg,
             export=dataclasses.replace(
                 cfg.export, export_file_name="quantized", export_quantize=True
             ),
         )
-        quantized = export.export_tflite(session.model, quantized_cfg, alphabet)
+        quantized = export.export_tflite(model, quantized_cfg, alphabet)
     finally:
         logging.getLogger("absl").setLevel(level)
-    return cfg, session.model, path, quantized
+    return cfg, model, path, quantized
 
 
 def test_moving_averages_were_trained(trained):

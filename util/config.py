@@ -234,6 +234,19 @@ class ModelConfig:
             stride *= time_stride
         return stride
 
+    @property
+    def lookahead_frames(self) -> int:
+        """Feature frames after an output frame's first frame that it depends on: the
+        look-ahead a stream waits for. DeepSpeech: ``n_context``. DeepSpeech2: each
+        convolution's time padding times the stride before it, 20 + 2 x 10 = 40."""
+        if self.model != "deepspeech2":
+            return self.n_context
+        frames, stride = 0, 1
+        for _, (time_stride, _), (padding, _) in DS2_CONV_LAYERS:
+            frames += padding * stride
+            stride *= time_stride
+        return frames
+
     def output_frames(self, n_frames: Any) -> Any:
         """Logit frames of an utterance of ``n_frames`` feature frames (int or tensor).
 

@@ -34,6 +34,16 @@ TFLite signatures of ``<export_dir>/<export_file_name>.tflite``:
   ``chunk_forward``: the same ``features``, that chunk's ``hs_bw`` and the forward
   state -> ``probs`` ``[m - 2 * n_context, C]`` and the new state; run first to
   last. Row ``i`` is frame ``i + n_context`` of the chunk, as for ``stream``;
+* ``ds2_stream`` (unidirectional DeepSpeech2 models on features without
+  per-utterance normalisation; metadata ``streaming``): ``features`` float32
+  ``[4 n, n_input]`` (the next frames), the carried state ``context_1``,
+  ``context_2`` and ``state`` (shapes in metadata ``stream_state``, zeros at the
+  start), ``first_output`` int32 ``[]`` (frames fed before / 4 - 10) and
+  ``utterance_frames`` int32 ``[]`` (the utterance's frames at its end, else 2^30) ->
+  ``probs`` ``[n - max(0, -first_output), C]`` and the new state (util/model_ds2.py
+  ``stream``). An output frame waits for 40 feature frames of look-ahead (400 ms at
+  a 10 ms step: metadata ``stream_lag_frames``); at the end the client feeds zero
+  frames up to the last output's look-ahead, as the convolutions' padding;
 * ``metadata``: no input -> ``metadata`` tf.string ``[]``, the JSON of
   :func:`metadata`.
 
@@ -43,8 +53,9 @@ model. DeepSpeech2's batch normalisation is folded: the one before each recurren
 layer and before the output layer into the following matrix, the convolutions' into
 one per-channel multiply-add (a ReLU6 sits between them and the kernel).
 
-DeepSpeech2 does not stream (metadata ``streaming`` false, no ``stream`` signature): a
-client buffers the audio and runs ``probabilities`` over all of it (doc/USING.rst).
+A bidirectional DeepSpeech2, or one on per-utterance normalised features, does not
+stream (metadata ``streaming`` false): a client runs ``probabilities`` over the whole
+utterance (doc/USING.rst).
 """
 
 import dataclasses
@@ -62,6 +73,7 @@ from ctcdecode.fileio import atomic_path, atomic_write_text, temporary_name
 from util.config import Config, ExportConfig
 from util.features import compute_features
 from util.lstm import lstm_inference
+from util.model_ds2 import stream_state_shapes
 from util.models import AcousticModel
 
 EXPORT_FORMAT_VERSION = 2  # 2: TFLite signatures + embedded metadata
@@ -138,6 +150,36 @@ class _Serving(tf.Module):
         )
         return hs[:, 0, 0], h[0, 0], c[0, 0]
 
+    def ds2_stream_function(self) -> tf.types.experimental.ConcreteFunction:
+        """The ``ds2_stream`` signature's concrete function (unidirectional DS2)."""
+        shapes = self.model.stream_state_shapes()
+        specs = [
+            tf.TensorSpec([None, self.model.n_input], tf.float32, name="features"),
+            *(
+                tf.TensorSpec(shape, tf.float32, name=name)
+                for name, shape in shapes.items()
+            ),
+            tf.TensorSpec([], tf.int32, name="first_output"),
+            tf.TensorSpec([], tf.int32, name="utterance_frames"),
+        ]
+        return tf.function(
+            self.ds2_stream, input_signature=specs
+        ).get_concrete_function()
+
+    def ds2_stream(
+        self, features, context_1, context_2, state, first_output, utterance_frames
+    ) -> Dict[str, tf.Tensor]:
+        """One step of util/model_ds2.py ``stream`` (module docstring)."""
+        logits, contexts, state = self.model.stream(
+            features, [context_1, context_2], state, first_output, utterance_frames
+        )
+        return {
+            "probs": tf.nn.softmax(logits),
+            "context_1": contexts[0],
+            "context_2": contexts[1],
+            "state": state,
+        }
+
     def chunk_functions(self) -> List[tf.types.experimental.ConcreteFunction]:
         """``chunk_backward`` and ``chunk_forward`` (bidirectional models)."""
         n_hidden = self.model.cfg.n_hidden
@@ -171,6 +213,13 @@ class _Serving(tf.Module):
 def metadata(cfg: Config, alphabet: Alphabet) -> Dict[str, Any]:
     """Everything a client needs to feed the model and read its output."""
     exp = cfg.export
+    meta = _metadata(cfg, alphabet, exp)
+    if can_stream(cfg) and cfg.model.model == "deepspeech2":
+        meta["stream_state"] = stream_state_shapes(cfg.model, cfg.features.n_input)
+    return meta
+
+
+def _metadata(cfg: Config, alphabet: Alphabet, exp: ExportConfig) -> Dict[str, Any]:
     return {
         "format_version": EXPORT_FORMAT_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
@@ -188,7 +237,8 @@ def metadata(cfg: Config, alphabet: Alphabet) -> Dict[str, Any]:
             "shape": [None, alphabet.n_classes],
         },
         "streaming": can_stream(cfg),
-        "stream_lag_frames": cfg.model.n_context,
+        # feature frames an output frame waits for (DeepSpeech: n_context; DS2: 40)
+        "stream_lag_frames": cfg.model.lookahead_frames,
         "time_stride": cfg.model.time_stride,
         "n_input": cfg.features.n_input,
         "feature_history_samples": cfg.features.history_samples,
@@ -274,14 +324,10 @@ def can_chunk(cfg: Config) -> bool:
 
 
 def can_stream(cfg: Config) -> bool:
-    """Whether the export gets a ``stream`` signature: a unidirectional DeepSpeech
-    model on features without per-utterance statistics. DeepSpeech2 is decoded whole
-    (see the module docstring)."""
-    return (
-        cfg.model.model == "deepspeech"
-        and not cfg.model.bidirectional
-        and cfg.features.streamable
-    )
+    """Whether the export streams (``stream`` signature for DeepSpeech,
+    ``ds2_stream`` for DeepSpeech2): a unidirectional model on features without
+    per-utterance statistics."""
+    return not cfg.model.bidirectional and cfg.features.streamable
 
 
 def prepare_export_dir(exp: ExportConfig) -> str:
@@ -349,8 +395,17 @@ def tflite_bytes(model: AcousticModel, cfg: Config, alphabet: Alphabet) -> bytes
     ]
     if can_chunk(cfg):
         functions += serving.chunk_functions()
+    elif can_stream(cfg) and cfg.model.model == "deepspeech2":
+        functions.append(serving.ds2_stream_function())
     elif can_stream(cfg):
         functions.append(serving.stream_function())
+    elif not cfg.model.bidirectional:
+        logging.warning(
+            "this unidirectional model is exported without streaming: "
+            "--feature_normalization %s needs the whole utterance (train with "
+            "--feature_normalization none to stream)",
+            cfg.features.feature_normalization,
+        )
     converter = tf.lite.TFLiteConverter.from_concrete_functions(functions, serving)
     # mfcc: AudioSpectrogram, Mfcc (shipped by the runtime); spectrogram/fbank: none.
     converter.allow_custom_ops = cfg.features.feature_type == "mfcc"

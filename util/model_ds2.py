@@ -22,25 +22,55 @@ averages with decay ``cfg.batch_norm_decay`` (reference: 0.997, epsilon 1e-5). A
 inference the normalisation is a per-channel affine map; the one before each recurrent
 layer and the one before the output layer fold into the following matrix.
 
+Streaming (unidirectional models, inference; util/export.py ``ds2_stream``):
+:meth:`DeepSpeech2Model.stream` runs the convolutions without time padding on the
+next frames plus the last ``kernel - 1`` inputs of each (carried state), zeroes the
+outputs outside the utterance as the padded whole-utterance path has them, and carries
+each recurrent layer's state; chunked output equals whole-utterance output. An output
+frame looks ``cfg.lookahead_frames`` (40) feature frames ahead.
+
 No dropout (the reference has none). Same call signature as ``DeepSpeechModel``;
 ``cudnn=True`` (``--train_cudnn``) runs the recurrent layers through cuDNN on the same
 variables (util/cudnn_rnn.py: gru, lstm, rnn_tanh buffers), float32 only.
 """
 
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
 from util import cudnn_rnn
 from util.config import DS2_CONV_FILTERS, DS2_CONV_LAYERS, ModelConfig, conv_output_len
 from util.lstm import N_GATES as LSTM_GATES
-from util.lstm import lstm_sequence
+from util.lstm import lstm_inference, lstm_sequence
 from util.model import Dense, Initializer, reverse_within_lengths
-from util.rnn import GRU_GATES, RNN_GATES, gru_sequence, rnn_sequence
+from util.rnn import (
+    GRU_GATES,
+    RNN_GATES,
+    gru_inference,
+    gru_sequence,
+    rnn_inference,
+    rnn_sequence,
+)
 
 BATCH_NORM_EPSILON = 1e-5  # the reference's _BATCH_NORM_EPSILON
 CONV_CLIP = 6.0  # the reference's tf.nn.relu6
 GATES = {"gru": GRU_GATES, "lstm": LSTM_GATES, "rnn": RNN_GATES}
+
+
+def stream_state_shapes(cfg: ModelConfig, n_input: int) -> Dict[str, List[int]]:
+    """Shapes of what :meth:`DeepSpeech2Model.stream` carries (zeros at the start):
+    ``context_<i>`` float32 ``[kernel_i - 1, F_i, C_i]``, the last inputs of
+    convolution i (``context_1``: feature frames); ``state`` float32 ``[layers, S]``,
+    each recurrent layer's state (S = H; LSTM: h then c, 2H)."""
+    shapes: Dict[str, List[int]] = {}
+    channels, freq = 1, n_input
+    for i, (kernel, stride, padding) in enumerate(DS2_CONV_LAYERS, 1):
+        shapes[f"context_{i}"] = [kernel[0] - 1, freq, channels]
+        freq = conv_output_len(freq, kernel[1], stride[1], padding[1])
+        channels = DS2_CONV_FILTERS
+    width = cfg.rnn_hidden_size * (2 if cfg.rnn_type == "lstm" else 1)
+    shapes["state"] = [cfg.rnn_layers, width]
+    return shapes
 
 
 class DeepSpeech2Model(tf.Module):
@@ -111,6 +141,58 @@ class DeepSpeech2Model(tf.Module):
         else:
             logits = _folded_dense(self.output_norm, self.output, x)
         return tf.transpose(logits, [1, 0, 2])
+
+    # --- streaming (unidirectional, inference only) --------------------------------
+    def stream_state_shapes(self) -> Dict[str, List[int]]:
+        """See :func:`stream_state_shapes`."""
+        return stream_state_shapes(self.cfg, self.n_input)
+
+    def stream(
+        self,
+        features: tf.Tensor,
+        contexts: List[tf.Tensor],
+        state: tf.Tensor,
+        first_output: tf.Tensor,
+        utterance_frames: tf.Tensor,
+    ) -> Tuple[tf.Tensor, List[tf.Tensor], tf.Tensor]:
+        """One step of a stream: the next ``n`` output frames of a unidirectional model.
+
+        features : float32 [s * n, n_input], the next feature frames (s =
+            ``cfg.time_stride``). contexts, state : as :meth:`stream_state_shapes`.
+        first_output : int32 [], index in the utterance of the first output frame this
+            step computes: (feature frames fed before) / s - lookahead_frames / s;
+            negative at the start, where those rows are dropped unseen.
+        utterance_frames : int32 [], the utterance's feature frames once its end is
+            known (the last step, fed zero frames up to the last output's look-ahead),
+            else any larger number.
+        returns : logits [n - max(0, -first_output), C], new contexts, new state.
+        """
+        if self.cfg.bidirectional:
+            raise ValueError("a bidirectional model cannot stream")
+        firsts = [first_output]  # each convolution's first new output index
+        for conv in reversed(self.conv[1:]):
+            firsts.insert(0, conv.stride[0] * firsts[0] + conv.padding[0])
+        x, lengths = features[:, :, tf.newaxis], utterance_frames
+        new_contexts = []
+        for conv, context, first in zip(self.conv, contexts, firsts):
+            window = tf.concat([context, x], 0)
+            new_contexts.append(window[-(conv.kernel_size[0] - 1) :])
+            x = conv.unpadded_in_time(window[tf.newaxis])[0]
+            (kernel, _), (stride, _), (padding, _) = (
+                conv.kernel_size, conv.stride, conv.padding,
+            )  # fmt: skip
+            lengths = conv_output_len(lengths, kernel, stride, padding)
+            index = first + tf.range(tf.shape(x)[0])
+            inside = tf.cast((index >= 0) & (index < lengths), tf.float32)
+            x = x * inside[:, tf.newaxis, tf.newaxis]  # the padding's zeros
+        x = tf.reshape(x, [tf.shape(x)[0], x.shape[1] * x.shape[2]])
+        x = x[tf.maximum(0, -first_output) :]
+        states = []
+        for layer, layer_state in zip(self.rnn, tf.unstack(state)):
+            x, layer_state = layer.stream(x, layer_state)
+            states.append(layer_state)
+        logits = _folded_dense(self.output_norm, self.output, x)
+        return logits, new_contexts, tf.stack(states)
 
 
 def _mask(lengths: tf.Tensor, n_steps: tf.Tensor) -> tf.Tensor:
@@ -212,13 +294,21 @@ class _ConvBN(tf.Module):
         self, x: tf.Tensor, lengths: tf.Tensor, training: bool
     ) -> Tuple[tf.Tensor, tf.Tensor]:
         """x float32 [B, T, F, C_in], lengths int32 [B] -> [B, T', F', 32], lengths."""
-        (pt, pf), (st, sf) = self.padding, self.stride
-        x = tf.pad(x, [[0, 0], [pt, pt], [pf, pf], [0, 0]])
-        x = tf.nn.conv2d(x, self.weights, strides=[1, st, sf, 1], padding="VALID")
-        x = tf.nn.relu6(x)
+        pt, st = self.padding[0], self.stride[0]
+        x = tf.nn.relu6(self._conv(x, pt))
         lengths = conv_output_len(lengths, self.kernel_size[0], st, pt)
         mask = _mask(lengths, tf.shape(x)[1])[:, :, tf.newaxis, tf.newaxis]
         return self.norm(x, mask, training) * mask, lengths
+
+    def unpadded_in_time(self, x: tf.Tensor) -> tf.Tensor:
+        """Inference without time padding: [B, t, F, C_in] -> [B, (t - k) // s + 1,
+        F', 32] (a stream's step; the caller zeroes frames outside the utterance)."""
+        return self.norm(tf.nn.relu6(self._conv(x, 0)), None, False)
+
+    def _conv(self, x: tf.Tensor, time_padding: int) -> tf.Tensor:
+        pf, (st, sf) = self.padding[1], self.stride
+        x = tf.pad(x, [[0, 0], [time_padding, time_padding], [pf, pf], [0, 0]])
+        return tf.nn.conv2d(x, self.weights, strides=[1, st, sf, 1], padding="VALID")
 
 
 class _RecurrentLayer(tf.Module):
@@ -281,6 +371,28 @@ class _RecurrentLayer(tf.Module):
         if len(kernels) == 1:
             return hs[:, 0]
         return tf.concat([hs[:, 0], reverse_within_lengths(hs[:, 1], lengths)], axis=-1)
+
+    def stream(self, x: tf.Tensor, state: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        """Inference, one direction, carried state: x float32 [t, n_in], state [S]
+        (S = H; LSTM: h then c) -> hs [t, H], the new state."""
+        kernels, biases = self._input_weights(False)
+        projected = tf.tensordot(x, kernels[0], axes=1) + biases[0]
+        projected = projected[:, tf.newaxis, tf.newaxis]  # [t, D=1, B=1, G * H]
+        recurrent = self.recurrent_kernel[0][tf.newaxis]
+        n_cell = self.recurrent_kernel[0].shape[0]
+        h = state[:n_cell][tf.newaxis, tf.newaxis]
+        if self.rnn_type == "gru":
+            bias = self.recurrent_bias[0][tf.newaxis]
+            hs, h = gru_inference(projected, recurrent, bias, h)
+            new_state = h[0, 0]
+        elif self.rnn_type == "lstm":
+            c = state[n_cell:][tf.newaxis, tf.newaxis]
+            hs, h, c = lstm_inference(projected, recurrent, h, c)
+            new_state = tf.concat([h[0, 0], c[0, 0]], 0)
+        else:
+            hs, h = rnn_inference(projected, recurrent, h)
+            new_state = h[0, 0]
+        return hs[:, 0, 0], new_state
 
     def _cudnn(self, x, lengths, kernels, biases, training: bool) -> tf.Tensor:
         """The layer through util/cudnn_rnn.py (CudnnRNNV3 on a GPU, its reference

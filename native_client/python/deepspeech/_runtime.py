@@ -83,6 +83,7 @@ class TFLiteModel:
                 "DeepSpeech.py --export_tflite",
             )
         self.has_stream = "stream" in signatures
+        self.has_ds2_stream = "ds2_stream" in signatures
         self.has_chunks = {"chunk_backward", "chunk_forward"} <= set(signatures)
         raw = slot.run("metadata", {})["metadata"]
         self.metadata: Dict[str, Any] = json.loads(bytes(np.asarray(raw).item()))

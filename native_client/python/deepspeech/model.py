@@ -13,10 +13,15 @@ with the stream (DeepSpeech#1757). Output lags ``n_context`` frames (180 ms), th
 look-ahead of the first layer; :meth:`Stream.finishStream` and
 :meth:`Stream.intermediateDecodeFlushBuffers` pad the end with zero frames, exactly as
 the whole-file path does, and the final transcript is the whole-file one. A
-bidirectional model needs the whole utterance: its stream buffers audio and runs the
-model and the beam search over all of it at every decode. So does every DeepSpeech2
-model and every model on per-utterance normalised features (metadata ``streaming``
-false): ``intermediateDecode`` re-runs the whole buffer, ``finishStream`` decodes it.
+unidirectional DeepSpeech2 streams the same way through its ``ds2_stream`` signature
+(_ds2_stream.py: the convolutions' edges and every recurrent layer's state carried),
+4 feature frames per output frame, lagging 40 feature frames (400 ms) behind the
+audio. A bidirectional model needs the whole utterance: its stream buffers audio and
+runs the model and the beam search over all of it at every decode. So does a
+DeepSpeech model on per-utterance normalised features (metadata ``streaming`` false):
+``intermediateDecode`` re-runs the whole buffer, ``finishStream`` decodes it. A
+unidirectional DeepSpeech2 on such features cannot stream and ``createStream`` says
+so (train it with ``--feature_normalization none``).
 
 Thread safety: a Model may be shared by threads; each Stream belongs to one thread at a
 time. Settings (beam width, scorer, alpha/beta, hot words) are read once per ``stt``
@@ -32,6 +37,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import _decoding
+from ._ds2_stream import DS2Frames
 from ._runtime import TFLiteModel
 from .errors import DeepSpeechError
 from .metadata import CandidateTranscript, Metadata
@@ -108,8 +114,9 @@ class Model:
 
     @property
     def streams_natively(self) -> bool:
-        """True for a unidirectional model with a ``stream`` signature."""
-        return self._tflite.has_stream
+        """True for a unidirectional model with a ``stream`` or ``ds2_stream``
+        signature."""
+        return self._tflite.has_stream or self._tflite.has_ds2_stream
 
     def sampleRate(self) -> int:
         """Sample rate (Hz) the model expects."""
@@ -231,6 +238,8 @@ class Model:
         audio = check_audio(audio_buffer)
         if len(audio) < self._win_len:
             return np.zeros((0, self._alphabet.n_classes), np.float32)
+        if self._tflite.has_ds2_stream:
+            return self._ds2_streamed_probs(self._whole_features(audio))
         if self.streams_natively:
             return self._streamed_probs(self._whole_features(audio))
         if self._tflite.has_chunks:
@@ -265,6 +274,11 @@ class Model:
             probs[start : start + len(chunk)] = chunk
         return probs
 
+    def _ds2_streamed_probs(self, features: np.ndarray) -> np.ndarray:
+        """probs of a whole utterance's features via ``ds2_stream`` (linear cost)."""
+        frames = DS2Frames(self._tflite, WHOLE_FILE_STEPS)
+        return np.concatenate([*frames.feed(features), frames.flush()])
+
     def _chunked_bidirectional_probs(self, features: np.ndarray) -> np.ndarray:
         """As :meth:`_streamed_probs` for a bidirectional model: two passes.
 
@@ -295,6 +309,28 @@ class Model:
         return probs
 
     def createStream(self) -> "Stream":
+        """A new :class:`Stream`.
+
+        Raises DeepSpeechError DS_ERR_FAIL_CREATE_STREAM for a unidirectional
+        DeepSpeech2 model trained on per-utterance normalised features: their
+        statistics need the whole utterance, so it cannot stream.
+        """
+        meta = self._tflite.metadata
+        geometry = meta.get("model", {})
+        if (
+            geometry.get("model") == "deepspeech2"
+            and not geometry.get("bidirectional", True)
+            and not self.streams_natively
+        ):
+            norm = meta["features"].get("feature_normalization")
+            raise DeepSpeechError(
+                "DS_ERR_FAIL_CREATE_STREAM",
+                "this unidirectional DeepSpeech2 model was trained with "
+                f"--feature_normalization {norm}, whose statistics need the whole "
+                "utterance, so it cannot stream: train it with "
+                "--feature_normalization none to stream, or transcribe whole "
+                "utterances with Model.stt",
+            )
         return Stream(self)
 
     def freeModel(self) -> None:
@@ -409,12 +445,17 @@ class Stream:
         self._samples = np.zeros(model._history, np.int16)
         self._probs: List[np.ndarray] = []  # kept for intermediateDecodeFlushBuffers
         self._settings = model._settings()
-        if model.streams_natively:
+        # The export's --n_steps (DeepSpeech 0.9's flag); older exports: 16.
+        steps = int(model.metadata.get("stream_steps", STREAM_STEPS))
+        self._ds2: Optional[DS2Frames] = None
+        if model._tflite.has_ds2_stream:
+            self._ds2 = DS2Frames(model._tflite, steps)
+            self._decoder = _decoding.streaming_decoder(model.alphabet, self._settings)
+        elif model.streams_natively:
             n_context = int(model.metadata["model"]["n_context"])
             n_hidden = int(model.metadata["model"]["n_hidden"])
             self._n_context = n_context
-            # The export's --n_steps (DeepSpeech 0.9's flag); older exports: 16.
-            self._steps = int(model.metadata.get("stream_steps", STREAM_STEPS))
+            self._steps = steps
             self._frames = np.zeros((n_context, model._n_mfcc), np.float32)
             self._state = (np.zeros(n_hidden, np.float32),) * 2
             self._decoder = _decoding.streaming_decoder(model.alphabet, self._settings)
@@ -431,8 +472,9 @@ class Stream:
     def feedAudioContent(self, audio_buffer: np.ndarray) -> None:
         """Feed int16 mono audio [n] at the model's sample rate.
 
-        A unidirectional model runs on the new complete 16-frame steps and their
-        probabilities are beam-searched at once; a bidirectional one just buffers.
+        A unidirectional model runs on the new complete 16-frame steps (DeepSpeech2:
+        16 output frames of 4 feature frames) and their probabilities are
+        beam-searched at once; a bidirectional one just buffers.
         """
         self._check_open()
         audio = check_audio(audio_buffer)
@@ -442,6 +484,11 @@ class Stream:
         samples = np.concatenate([self._samples, audio])
         frames, used = self._model._features(samples)
         self._samples = samples[used:]
+        if self._ds2 is not None:
+            for probs in self._ds2.feed(frames):
+                self._probs.append(probs)
+                self._decoder.feed(probs)
+            return
         self._frames = np.concatenate([self._frames, frames])
         chunk = self._steps + 2 * self._n_context
         while len(self._frames) >= chunk:
@@ -457,6 +504,8 @@ class Stream:
 
         Runs on a copy of the state: the stream itself is not advanced.
         """
+        if self._ds2 is not None:
+            return self._ds2.flush()
         pad = np.zeros((self._n_context, self._frames.shape[1]), np.float32)
         frames = np.concatenate([self._frames, pad])
         if len(frames) <= 2 * self._n_context:
