@@ -323,13 +323,19 @@ class Model:
             and not self.streams_natively
         ):
             norm = meta["features"].get("feature_normalization")
+            if norm == "none":  # exported before DeepSpeech2 streamed
+                why = "its export has no ds2_stream signature: re-export it with "
+                why += "DeepSpeech.py --export_tflite to stream"
+            else:
+                why = (
+                    f"it was trained with --feature_normalization {norm}, whose "
+                    "statistics need the whole utterance: train it with "
+                    "--feature_normalization none to stream"
+                )
             raise DeepSpeechError(
                 "DS_ERR_FAIL_CREATE_STREAM",
-                "this unidirectional DeepSpeech2 model was trained with "
-                f"--feature_normalization {norm}, whose statistics need the whole "
-                "utterance, so it cannot stream: train it with "
-                "--feature_normalization none to stream, or transcribe whole "
-                "utterances with Model.stt",
+                f"this unidirectional DeepSpeech2 model cannot stream: {why}, or "
+                "transcribe whole utterances with Model.stt",
             )
         return Stream(self)
 
