@@ -113,6 +113,7 @@ def test_switch_off_changes_nothing():
 
 
 def test_apply_exports_once_and_keeps_the_users_value(monkeypatch):
+    monkeypatch.delitem(cpu_settings.sys.modules, "tensorflow", raising=False)
     monkeypatch.setattr(cpu_settings, "_APPLIED", None)
     env = {}
     first = cpu_settings.apply(env, AVX2_EPYC)
@@ -141,3 +142,12 @@ def test_the_training_edge_applies_before_tensorflow():
             if i >= 0
         ]
         assert all(applied < i for i in imports), script
+
+
+def test_apply_after_tensorflow_was_imported_exports_nothing(monkeypatch):
+    monkeypatch.setitem(cpu_settings.sys.modules, "tensorflow", object())
+    monkeypatch.setattr(cpu_settings, "_APPLIED", None)
+    env = {}
+    settings = cpu_settings.apply(env, AVX2_EPYC)
+    assert env == {} and settings.environ == ()
+    assert "imported before the CPU settings" in settings.summary()

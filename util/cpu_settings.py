@@ -24,6 +24,7 @@ import dataclasses
 import math
 import os
 import platform
+import sys
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, Mapping, MutableMapping, Optional, Tuple
 
@@ -226,6 +227,18 @@ def apply(
         return _APPLIED
     environ = os.environ if environ is None else environ
     settings = decide(cpu or detect(), environ)
+    if settings.environ and "tensorflow" in sys.modules:
+        # Too late for this process, and exporting it would mislabel children's
+        # settings as the user's: record that nothing was set.
+        settings = dataclasses.replace(
+            settings,
+            environ=(),
+            reasons=(
+                "TensorFlow was imported before the CPU settings; environment "
+                "left as it was",
+            )
+            + settings.reasons[1:],
+        )
     for name, value in settings.environ:
         environ.setdefault(name, value)
     _APPLIED = settings
