@@ -32,7 +32,9 @@ not exist yet). A ``.tar``, ``.tar.gz`` or ``.tgz`` target is DeepSpeech's
 ``TarWriter`` layout: a ``samples/`` directory of WAVs ``samples/sampleNNNNNNNN.wav``,
 then ``samples.csv`` (paths relative to the archive root; no transcript column with
 ``--unlabeled``), and each ``--include`` file at the root; extract it and train on
-``samples.csv``. ``--augment`` is not available here.
+``samples.csv``. ``--augment`` (0.9's, repeatable) writes augmented copies: the
+sample- and signal-domain kinds of doc/TRAINING.rst "Augmentation", at clock 0 as in
+0.9, seeded per sample by ``--random_seed``.
 Train on a database by passing it wherever a CSV goes (doc/DATA.rst).
 """
 
@@ -50,6 +52,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from ctcdecode import load_alphabet  # noqa: E402
 from util import tfrecords  # noqa: E402
 from util.audio import audio_info, read_audio, write_wav  # noqa: E402
+from util.augmentations import parse_augmentations  # noqa: E402
 from util.config import FeatureConfig  # noqa: E402
 from util.importing import shards  # noqa: E402
 from util.importing.importers import write_csv  # noqa: E402
@@ -185,7 +188,18 @@ def build_ds09_parser() -> argparse.ArgumentParser:
     parser.add_argument("--unlabeled", action="store_true", help="audio only")
     parser.add_argument("--absolute-paths", action="store_true",
                         help="CSV targets: absolute sample paths")  # fmt: skip
-    parser.add_argument("--augment", action="append", help="(not available)")
+    parser.add_argument(
+        "--augment",
+        action="append",
+        help="augment the samples (DeepSpeech.py's --augment; sample "
+        "and signal domains)",
+    )
+    parser.add_argument(
+        "--random_seed",
+        type=int,
+        default=4568,
+        help="seed of the augmentations (DeepSpeech.py's default)",
+    )
     parser.add_argument("--include", action="append",
                         help="a file for the root of .tar(.gz) targets")  # fmt: skip
     return parser
@@ -211,13 +225,16 @@ def _ds09_items(sources: Sequence[str], labeled: bool) -> List[tuple]:
     return sorted(items, key=lambda item: item[0])
 
 
-def _ds09_audio(item: tuple, audio_type: str, bitrate: Optional[int]) -> bytes:
-    """The sample's audio as ``audio_type`` bytes (copied when already so)."""
+def _ds09_audio(
+    item: tuple, audio_type: str, bitrate: Optional[int], augment=None, index: int = 0
+) -> bytes:
+    """The sample's audio as ``audio_type`` bytes (copied when already so and not
+    augmented); ``augment(mono, rate, index)``: --augment's augmenter."""
     _, source, key, _ = item
     if is_sdb(source):
         with SDBReader(source) as reader:
             audio = reader[key].audio
-            if reader.audio_type == audio_type and bitrate is None:
+            if reader.audio_type == audio_type and bitrate is None and not augment:
                 return audio
             data, rate = decode_audio(audio, reader.audio_type, f"{source}:{key}")
     else:
@@ -225,14 +242,42 @@ def _ds09_audio(item: tuple, audio_type: str, bitrate: Optional[int]) -> bytes:
         data, _ = read_audio(key, rate)
         data = data[:, None]
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if augment:
+        mono = augment(mono, rate, index)
     return encode_audio(mono, rate, audio_type, bitrate)
+
+
+def _ds09_augmenter(args: argparse.Namespace):
+    """(mono, rate, index) -> augmented mono, or None without --augment."""
+    augmentations = parse_augmentations(args.augment)
+    if not augmentations:
+        return None
+    from util.augment_graph import WaveformAugmenter  # TensorFlow only when asked
+    from util.feeding import read_sample_audio
+
+    by_rate = {}
+
+    def augment(mono, rate: int, index: int):
+        if rate not in by_rate:
+            by_rate[rate] = WaveformAugmenter(
+                augmentations, rate, read_sample_audio, args.random_seed
+            )
+        return by_rate[rate](mono, index, 0.0)
+
+    unheard = [a for a in augmentations if a.domain in ("spectrogram", "features")]
+    if unheard:
+        raise ValueError(
+            f"--augment {unheard[0].KIND}: works on the spectrogram or the features, "
+            "which a data set does not store; the tool applies overlay, reverb, "
+            "resample, codec, volume and signal-domain kinds"
+        )
+    return augment
 
 
 def build_ds09(args: argparse.Namespace) -> str:
     """Write ``args.target`` (.sdb, .csv, .tar, .tar.gz/.tgz) from ``args.sources``;
     returns it."""
-    if args.augment:
-        raise ValueError("--augment: data augmentation is not available yet")
+    augment = _ds09_augmenter(args)
     extension = target_kind(args.target)
     if args.include and extension not in (".tar", ".tar.gz"):
         raise ValueError("--include: only .tar, .tar.gz and .tgz targets take files")
@@ -245,7 +290,10 @@ def build_ds09(args: argparse.Namespace) -> str:
     items = _ds09_items(args.sources, not args.unlabeled)
     progress = Progress("data_set_tool", len(items), sys.stderr.isatty())
     with ThreadPoolExecutor(args.workers or os.cpu_count() or 1) as pool:
-        audios = pool.map(lambda it: _ds09_audio(it, audio_type, args.bitrate), items)
+        audios = pool.map(
+            lambda k: _ds09_audio(items[k], audio_type, args.bitrate, augment, k),
+            range(len(items)),
+        )
         if extension == ".sdb":
             with SDBWriter(args.target, audio_type, labeled=not args.unlabeled) as out:
                 for done, (item, audio) in enumerate(zip(items, audios), 1):

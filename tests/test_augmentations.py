@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import os
 
 import numpy as np
 import pytest
@@ -379,3 +380,69 @@ def test_overlay_source_errors_name_the_spec(tmp_path):
     overlay = parse_augmentations([f"overlay[source={empty}]"])
     with pytest.raises(AugmentationError, match="holds no samples"):
         augment_sample.SampleAugmenter(overlay, RATE, lambda ref, rate: np.zeros(1))
+
+
+# -- bin/play.py and bin/data_set_tool.py --augment ----------------------------------
+
+
+def load_tool(name: str):
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "bin", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_{name}_tool", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_play_writes_what_training_hears(
+    speechy, noise_csv, tmp_path, capsys, monkeypatch
+):
+    play = load_tool("play")
+    csv_path = tmp_path / "one.csv"
+    csv_path.write_text(f"wav_filename,wav_filesize,transcript\n{speechy},0,ab\n")
+    specs = [f"overlay[source={noise_csv},snr=6]", "time_mask[domain=signal,n=2]",
+             "pitch"]  # fmt: skip
+    argv = [str(csv_path), "--output", str(tmp_path / "out"), "--clock", "0.2"]
+    for spec in specs:
+        argv += ["--augment", spec]
+    assert play.main(argv) == 0
+    written, rate = soundfile.read(str(tmp_path / "out" / "sample00000000.wav"))
+    clean, _ = soundfile.read(speechy)
+    assert rate == RATE and len(written) == len(clean)
+    assert not np.allclose(written, clean, atol=1e-3)
+    assert "pitch change the spectrogram" in capsys.readouterr().err
+    # the same waveform the training pipeline starts from (row 0, epoch 0, seed)
+    augmenter = augment_sample.SampleAugmenter(
+        parse_augmentations(specs), RATE, feeding.read_sample_audio
+    )
+    augment = AugmentPass(parse_augmentations(specs), 4568)
+    sample_part = augmenter.apply(clean.astype(np.float32), 0.2,
+                                  lambda k: augment.rng(0, k))  # fmt: skip
+    masked = np.abs(written) < 1e-4
+    np.testing.assert_allclose(written[~masked], sample_part[~masked], atol=1e-4)
+    assert masked.sum() > 0.005 * RATE  # two masks of ~10 ms
+    import io
+    import types
+
+    piped = io.BytesIO()
+    monkeypatch.setattr(play.sys, "stdout", types.SimpleNamespace(buffer=piped))
+    assert play.main([str(csv_path), "--pipe", "--quiet"]) == 0
+    monkeypatch.undo()
+    assert len(soundfile.read(io.BytesIO(piped.getvalue()))[0]) == len(clean)
+    assert play.main([str(csv_path), "--augment", "echo"]) == 1
+    assert "--augment 'echo'" in capsys.readouterr().err
+
+
+def test_data_set_tool_writes_an_augmented_copy(speechy, tmp_path, capsys):
+    tool = load_tool("data_set_tool")
+    source = tmp_path / "src.csv"
+    source.write_text(f"wav_filename,wav_filesize,transcript\n{speechy},0,ab\n")
+    target = tmp_path / "loud.csv"
+    argv = [str(source), str(target), "--augment", "volume[dbfs=-20]"]
+    assert tool.main(argv) == 0
+    wav = tmp_path / "loud" / "sample00000000.wav"
+    audio, _ = soundfile.read(str(wav))
+    assert augment_sample.max_dbfs(audio) == pytest.approx(-20, abs=0.1)
+    assert tool.main([str(source), str(tmp_path / "x.csv"), "--augment", "tempo"]) == 1
+    assert "--augment tempo" in capsys.readouterr().err

@@ -152,7 +152,7 @@ def test_data_set_tool_with_09_arguments(repo_root, tmp_path, wav_sdb, alphabet)
     _, again = parse_like_upstream(sdb_target)
     assert [r[1].decode() for r in again] == ["ab", "a#b", LDC93S1_TEXT]
     assert len(read_sample_set(sdb_target, alphabet, FeatureConfig()).samples) == 2
-    result = run(csv_target, str(tmp_path / "x.sdb"), "--augment", "volume")
-    assert result.returncode == 1 and "not available yet" in result.stderr
+    result = run(csv_target, str(tmp_path / "x.sdb"), "--augment", "pitch")
+    assert result.returncode == 1 and "--augment pitch" in result.stderr
     result = run(csv_target, str(tmp_path / "x.zip"))
     assert result.returncode == 1 and ".tar.gz or .tgz" in result.stderr

@@ -26,14 +26,18 @@ The dense warp is written here (bilinear sampling, as tensorflow_addons'
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 
+from util.augment_sample import SampleAugmenter
 from util.augmentations import (
     Add,
     Augmentation,
+    AugmentPass,
     Dropout,
     FrequencyMask,
     Multiply,
@@ -282,3 +286,39 @@ _KINDS: Dict[type, Callable[..., tf.Tensor]] = {
     Add: _add,
     Multiply: _multiply,
 }
+
+
+class WaveformAugmenter:
+    """The sample- and signal-domain kinds of a list, on waveforms outside training
+    (``bin/play.py``, ``bin/data_set_tool.py --augment``): for the sample of ``index``
+    at ``clock`` it does what training's first epoch does under the same ``seed``.
+    ``unheard``: the kinds it leaves out (spectrogram and features domains).
+    """
+
+    def __init__(
+        self,
+        augmentations: Sequence[Augmentation],
+        sample_rate: int,
+        read: Callable[[str, int], np.ndarray],
+        seed: int,
+    ) -> None:
+        self.augmentations = tuple(augmentations)
+        self.pass_ = AugmentPass(self.augmentations, seed)
+        self.sample_rate = sample_rate
+        self.sampler = SampleAugmenter(self.augmentations, sample_rate, read)
+        self.unheard = tuple(
+            a for a in self.augmentations if a.domain in ("spectrogram", "features")
+        )
+
+    def __call__(self, audio: np.ndarray, index: int, clock: float) -> np.ndarray:
+        """float32 [n] -> float32 [n] in [-1, 1]."""
+        rng_of = functools.partial(self.pass_.rng, index)
+        audio = self.sampler.apply(np.asarray(audio, np.float32), clock, rng_of)
+        if any(a.domain == "signal" for a in self.augmentations):
+            ctx = _Context({"signal": self.sample_rate / 1000.0}, tf.constant(1))
+            seed = sample_seed(self.pass_.seed, 0, tf.constant(index))
+            audio = apply_domain(
+                "signal", tf.constant(audio), self.augmentations, seed,
+                tf.constant(clock, tf.float32), ctx,
+            ).numpy()  # fmt: skip
+        return np.clip(audio, -1.0, 1.0).astype(np.float32)

@@ -213,7 +213,9 @@ def _audio_loader(
     """(index int32, clock float32) scalars -> (features float32 [T, n_input],
     features_len int32), augmented when ``augment`` is given."""
     sampler = SampleAugmenter(
-        augment.augmentations if augment else (), cfg.audio_sample_rate, _read_samples
+        augment.augmentations if augment else (),
+        cfg.audio_sample_rate,
+        read_sample_audio,
     )
     min_frames = None
     if augment is not None and augment.min_frames is not None:
@@ -222,7 +224,7 @@ def _audio_loader(
     def read(index: np.ndarray, clock: np.ndarray) -> np.ndarray:
         sample = samples[int(index)]
         try:
-            audio = _read_samples(sample.wav_filename, cfg.audio_sample_rate)
+            audio = read_sample_audio(sample.wav_filename, cfg.audio_sample_rate)
         except AudioError as err:  # the content; an OSError (I/O trouble) stays fatal
             _warn_undecodable(sample, err)
             return np.zeros([0], np.float32)  # no frames: the row is skipped
@@ -252,7 +254,7 @@ def _audio_loader(
     return load
 
 
-def _read_samples(path: str, sample_rate: int) -> np.ndarray:
+def read_sample_audio(path: str, sample_rate: int) -> np.ndarray:
     """float32 [n] of a file, a TFRecord reference "<shard>#<offset>" or a
     DeepSpeech 0.9 sample database reference "<db>.sdb:<index>"."""
     if file_of(path) != path:
