@@ -49,6 +49,7 @@ class TuneSettings:
     seed: int = 4568
     output_file: str = ""
     write_scorer_defaults: bool = False
+    show_progressbar: bool = True  # --show_progressbar: a bar on a terminal
 
     def __post_init__(self) -> None:
         if self.n_trials < 1:
@@ -193,25 +194,24 @@ def optimize(
     """Minimise WER over (alpha, beta) in [0, max]^2 with optuna's TPE sampler.
 
     ``start`` (the scorer's current defaults) is tried first when inside the box.
+    Progress: a bar (or a log line every 30 s) with the best WER so far; each
+    trial's (alpha, beta, WER) at DEBUG (``--log_level 0``). Optuna's own per-trial
+    INFO lines are silenced while it runs.
     """
     import optuna
 
-    study = optuna.create_study(
-        direction="minimize", sampler=optuna.samplers.TPESampler(seed=settings.seed)
-    )
-    if start is not None:
-        alpha, beta = start
-        if 0 <= alpha <= settings.lm_alpha_max and 0 <= beta <= settings.lm_beta_max:
-            study.enqueue_trial({"lm_alpha": alpha, "lm_beta": beta})
-
-    def objective(trial: "optuna.Trial") -> float:
-        alpha = trial.suggest_float("lm_alpha", 0.0, settings.lm_alpha_max)
-        beta = trial.suggest_float("lm_beta", 0.0, settings.lm_beta_max)
-        return corpus_wer(transcripts, decoder.decode(alpha, beta))
-
-    began = time.perf_counter()
-    study.optimize(objective, n_trials=settings.n_trials)
-    elapsed = time.perf_counter() - began
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.create_study(
+            direction="minimize",
+            sampler=optuna.samplers.TPESampler(seed=settings.seed),
+        )
+        began = time.perf_counter()
+        _search(study, decoder, transcripts, settings, start)
+        elapsed = time.perf_counter() - began
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     best = study.best_trial
     return TuneResult(
         lm_alpha=float(best.params["lm_alpha"]),
@@ -220,6 +220,38 @@ def optimize(
         n_trials=len(study.trials),
         seconds_per_trial=elapsed / max(len(study.trials), 1),
     )
+
+
+def _search(study: Any, decoder, transcripts, settings, start) -> None:
+    """Run the trials of :func:`optimize` on ``study``."""
+    from absl import logging
+
+    from util.progress import Progress
+
+    if start is not None:
+        alpha, beta = start
+        if 0 <= alpha <= settings.lm_alpha_max and 0 <= beta <= settings.lm_beta_max:
+            study.enqueue_trial({"lm_alpha": alpha, "lm_beta": beta})
+
+    def objective(trial: Any) -> float:  # optuna.Trial
+        alpha = trial.suggest_float("lm_alpha", 0.0, settings.lm_alpha_max)
+        beta = trial.suggest_float("lm_beta", 0.0, settings.lm_beta_max)
+        return corpus_wer(transcripts, decoder.decode(alpha, beta))
+
+    progress = Progress(
+        "lm_optimizer trials", settings.n_trials, settings.show_progressbar
+    )
+
+    def report(study, trial) -> None:
+        logging.debug(
+            "trial %d: lm_alpha %.4f, lm_beta %.4f, WER %.4f",
+            trial.number, trial.params["lm_alpha"], trial.params["lm_beta"],
+            trial.value,
+        )  # fmt: skip
+        progress.update(trial.number + 1, best_wer=study.best_value)
+
+    study.optimize(objective, n_trials=settings.n_trials, callbacks=[report])
+    progress.finish()
 
 
 def write_result(path: str, result: TuneResult, scorer_path: str) -> None:
@@ -301,6 +333,7 @@ def main(argv: Sequence[str]) -> int:
             seed=cfg.train.random_seed,
             output_file=values["lm_optimizer_output_file"],
             write_scorer_defaults=values["write_scorer_defaults"],
+            show_progressbar=cfg.train.show_progressbar,
         )
     except ValueError as err:
         raise app.UsageError(str(err))

@@ -159,3 +159,29 @@ def _strategy():
     from util.distributed import make_strategy
 
     return make_strategy([])
+
+
+def test_trials_log_at_debug_with_progress_at_info(
+    tiny_scorer, alphabet, tiny_config, caplog, capfd
+):
+    """Per-trial lines are DEBUG (optuna's own INFO lines silenced); INFO gets the
+    progress line only, and optuna's verbosity is restored afterwards."""
+    import logging
+
+    import optuna
+
+    scorer = Scorer(None, None, tiny_scorer, alphabet)
+    decoder = lm_optimizer.TrialDecoder(
+        utterances(alphabet), alphabet, decoder_cfg(tiny_config), scorer, 1
+    )
+    settings = lm_optimizer.TuneSettings(n_trials=5, show_progressbar=False)
+    before = optuna.logging.get_verbosity()
+    with caplog.at_level(logging.DEBUG, logger="absl"):
+        lm_optimizer.optimize(decoder, SENTENCES, settings)
+    trial_lines = [r for r in caplog.records if "lm_alpha" in r.getMessage()]
+    assert len(trial_lines) == 5
+    assert all(r.levelno == logging.DEBUG for r in trial_lines)
+    info = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert len(info) == 1 and info[0].startswith("lm_optimizer trials: 1/5"), info
+    assert "finished with value" not in capfd.readouterr().err  # optuna's INFO
+    assert optuna.logging.get_verbosity() == before
