@@ -129,7 +129,8 @@ def test_feature_cache_skips_undecodable_samples(mixed_csv, alphabet, tmp_path):
 def test_training_dev_and_test_skip_undecodable_samples(
     mixed_csv, alphabet, tiny_config, caplog
 ) -> None:
-    """Two epochs with a dev set, then a test pass: all finish, bad files named."""
+    """Two epochs with a dev set, then a test pass: all finish, bad files named
+    once per run (not every epoch), every epoch and dev pass counts them."""
     cfg = tiny_config(
         data={"train_files": (mixed_csv,), "dev_files": (mixed_csv,)},
         train={"epochs": 2},
@@ -144,6 +145,10 @@ def test_training_dev_and_test_skip_undecodable_samples(
     assert "3 sample(s) skipped, audio does not decode" in epoch_lines[0]
     dev_lines = [m for m in logged if m.startswith("dev set")]
     assert len(dev_lines) == 2 and all("3 sample(s) skipped" in m for m in dev_lines)
+    first_epoch = [m for m in logged if m.startswith("Epoch 0 | train loss")]
+    assert "3 sample(s) skipped" in first_epoch[0]
+    per_file = [m for m in warnings_of(caplog) if m.startswith("skipping sample")]
+    assert names(m.split()[2] for m in per_file) == sorted(BAD_NAMES)  # once each
 
     sample_set = read_sample_set(mixed_csv, alphabet, cfg.features)
     caplog.clear()

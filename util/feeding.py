@@ -11,7 +11,8 @@ Contract (doc/ARCHITECTURE.rst, Contracts): every batch is a dict
 
 A sample whose audio passed the start-up header check (``util.samples``) but fails to
 decode here (a FLAC cut mid-stream, a float WAV holding NaN, a file deleted since) is
-*skipped*, never fatal: a warning names the file, its CSV row and the reason, and its
+*skipped*, never fatal: a warning names the file, its CSV row and the reason (once per
+process: later epochs log it at DEBUG, their summary lines give the count), and its
 row comes with ``skipped`` true and ``features_len == 0``, so it adds no loss and no
 gradient (``util.ctc.ctc_loss`` gives 0 to labels longer than their frames); consumers
 leave such rows out of their averages and reports. The batch plan
@@ -44,7 +45,8 @@ import hashlib
 import io
 import json
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+import threading
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -265,11 +267,34 @@ def read_sample_audio(path: str, sample_rate: int) -> np.ndarray:
     return np.asarray(audio, dtype=np.float32)
 
 
+class _OncePerProcess:
+    """Keys seen before in this process (thread-safe: tf.data maps in parallel)."""
+
+    def __init__(self) -> None:
+        self._seen: Set[Tuple[Any, ...]] = set()
+        self._lock = threading.Lock()
+
+    def first(self, key: Tuple[Any, ...]) -> bool:
+        """True the first time ``key`` is seen."""
+        with self._lock:
+            if key in self._seen:
+                return False
+            self._seen.add(key)
+            return True
+
+
+_UNDECODABLE_WARNED = _OncePerProcess()  # every epoch re-reads the same bad files
+
+
 def _warn_undecodable(sample: Sample, err: Exception) -> None:
-    logging.warning(
+    """WARNING the first time a sample fails in this process (a run), DEBUG after:
+    each epoch's summary line counts the skipped samples."""
+    first = _UNDECODABLE_WARNED.first((sample.wav_filename, sample.csv, sample.row))
+    log = logging.warning if first else logging.debug
+    log(
         "skipping sample %s (%s:%d): %s. It passed the header check but its audio "
-        "does not decode; it is left out of this pass. Re-encode or remove the file "
-        "and its CSV row.",
+        "does not decode; it is left out of every pass of this run (warned once). "
+        "Re-encode or remove the file and its CSV row.",
         sample.wav_filename,
         sample.csv,
         sample.row,

@@ -454,12 +454,13 @@ class _LossTracker:
         self.undecodable: List[str] = []  # files util.feeding skipped, in order
 
     def undecodable_note(self) -> str:
-        """' | N samples skipped (audio does not decode): files', or ''."""
+        """' | N sample(s) skipped, audio does not decode ...', or ''. The files are
+        named once per run, in util.feeding's warning, not in every epoch's line."""
         if not self.undecodable:
             return ""
         return (
-            f" | {len(self.undecodable)} sample(s) skipped, audio does not decode: "
-            + ", ".join(self.undecodable)
+            f" | {len(self.undecodable)} sample(s) skipped, audio does not decode "
+            "(each named once in a warning)"
         )
 
     @property
