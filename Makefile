@@ -73,6 +73,7 @@ docs: venv
 # lint-imports checks the import contracts of .importlinter (doc/ARCHITECTURE.rst).
 lint: venv lint-flags
 	$(VENV)/bin/flake8 $(LINT_PATHS)
+	$(VENV)/bin/isort --check-only $(LINT_PATHS)
 	$(VENV)/bin/lint-imports --no-cache
 
 # git grep also sees untracked files; plain grep covers a tree without .git.

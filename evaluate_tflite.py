@@ -19,7 +19,6 @@ import os
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
-
 from ctcdecode.pool import WorkerPool
 from util.evaluate_tools import char_errors, word_errors  # no TensorFlow
 from util.samples import read_csv_rows

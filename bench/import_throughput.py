@@ -18,7 +18,6 @@ import time
 import numpy as np
 import soundfile as sf
 
-
 from util.importing import importers
 
 SOURCE_RATE = 44100  # Hz, CD audio (typical of MP3/FLAC sources)

@@ -13,7 +13,6 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-
 from ctcdecode import load_alphabet
 from util.importing.check_characters import (
     alphabet_from_counts,

@@ -19,7 +19,6 @@ import os
 import sys
 from typing import Iterator
 
-
 from util.importing import importer_cli, importers
 
 TSV_SPLITS = ("train", "dev", "test", "validated")

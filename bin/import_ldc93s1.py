@@ -17,7 +17,6 @@ import os
 import sys
 from typing import Iterator
 
-
 from util.importing import importer_cli, importers, transcripts
 from util.importing.archives import ArchiveSpec
 

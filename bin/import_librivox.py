@@ -16,7 +16,6 @@ import os
 import sys
 from typing import Iterator
 
-
 from util.importing import importer_cli, importers
 from util.importing.archives import ArchiveSpec
 

@@ -19,7 +19,6 @@ import os
 import sys
 from typing import Iterator, List, Tuple
 
-
 from util.importing import importer_cli, importers
 from util.importing.archives import ArchiveSpec
 

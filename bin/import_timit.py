@@ -16,7 +16,6 @@ import os
 import sys
 from typing import Iterator
 
-
 from util.importing import importer_cli, importers, transcripts
 
 TIMIT_RATE = 16000  # Hz: the .TXT offsets count samples at this rate

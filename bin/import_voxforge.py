@@ -19,7 +19,6 @@ import urllib.request
 import zlib
 from typing import Iterator, List
 
-
 from util.importing import importer_cli, importers, transcripts
 from util.importing.archives import ArchiveSpec
 

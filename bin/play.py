@@ -27,9 +27,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import soundfile  # noqa: E402
 
+from util.audio import write_wav  # noqa: E402
 from util.augment_graph import WaveformAugmenter  # noqa: E402
 from util.augmentations import parse_augmentations  # noqa: E402
-from util.audio import write_wav  # noqa: E402
 from util.feeding import read_sample_audio  # noqa: E402
 from util.sample_collections import SDBReader, is_sdb, sample_ref  # noqa: E402
 from util.samples import read_csv_rows  # noqa: E402

@@ -18,7 +18,6 @@ import argparse
 import sys
 from typing import List, Optional, Sequence
 
-
 from ctcdecode import (  # noqa: E402
     AlphabetError,
     UTF8Alphabet,

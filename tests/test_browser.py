@@ -17,10 +17,10 @@ import time
 import numpy as np
 import pytest
 import soundfile
-from helpers import LDC93S1_TEXT, LDC93S1_WAV, RATE, RunningServer, pad
 
 import deepspeech
 from deepspeech import server
+from helpers import LDC93S1_TEXT, LDC93S1_WAV, RATE, RunningServer, pad
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from helpers import LDC93S1_TEXT, run_deepspeech, write_ldc93s1_csv
 
 DEVELOPER_DOC = "The edge: parses flags"  # from DeepSpeech.py's module docstring

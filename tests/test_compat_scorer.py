@@ -14,8 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from ctcdecode import Alphabet, Scorer, ctc_beam_search_decoder
-from ctcdecode import ds09_scorer
+from ctcdecode import Alphabet, Scorer, ctc_beam_search_decoder, ds09_scorer
 from ctcdecode.scorer_package import (
     KIND_DS09,
     ScorerError,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from util.config import ModelConfig
 from ctcdecode import Alphabet, ctc_greedy_decoder
+from util.config import ModelConfig
 from util.ctc import ctc_loss, logits_length
 from util.model import DeepSpeechModel, trainable_variables
 from util.optimizer import Adam

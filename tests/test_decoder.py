@@ -16,6 +16,7 @@ from typing import Dict, Mapping, Optional
 
 import numpy as np
 import pytest
+
 from ctcdecode import (
     Alphabet,
     BatchDecoder,

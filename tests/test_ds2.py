@@ -13,8 +13,8 @@ import tensorflow as tf
 from util.checkpoints import CheckpointMismatchError, geometry_differences
 from util.config import Config, FeatureConfig, ModelConfig
 from util.ctc import logits_length
-from util.models import build_model
 from util.model_ds2 import BatchNorm, DeepSpeech2Model
+from util.models import build_model
 from util.rnn import gru_sequence, rnn_sequence
 from util.samples import CTC_INFEASIBLE, read_sample_set
 
@@ -178,10 +178,9 @@ def test_checkpoint_geometry_names_the_ds2_fields():
 
 
 def test_resume_refuses_another_geometry(tiny_config, sample_csv):
+    from ctcdecode import Alphabet
     from util.distributed import make_strategy
     from util.training import build_session, train
-
-    from ctcdecode import Alphabet
 
     csv_path = sample_csv()
     cfg = tiny_config(

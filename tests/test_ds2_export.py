@@ -123,7 +123,6 @@ def test_fbank_ds1_streams_like_the_whole_file(tmp_path, alphabet, pcm):
     """DS1 (unidirectional) on fbank: the stream keeps one sample of pre-emphasis
     context between chunks, so its final transcript is the whole file's."""
     from deepspeech import Model
-
     from util.config import Config
 
     base = Config()

@@ -13,8 +13,8 @@ import tensorflow as tf
 
 from util import export
 from util.distributed import make_strategy
-from util.features import compute_mfcc
 from util.evaluate import decode, transcribe_file
+from util.features import compute_mfcc
 from util.training import build_session, train
 
 

@@ -13,9 +13,9 @@ import sys
 from collections import Counter
 
 import pytest
-from helpers import REPO_ROOT, TINY_TOP_K, build_tiny_lm
 
 from ctcdecode import Alphabet
+from helpers import REPO_ROOT, TINY_TOP_K, build_tiny_lm
 
 SCRIPT = REPO_ROOT / "data" / "lm" / "generate_lm.py"
 

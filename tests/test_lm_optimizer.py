@@ -10,7 +10,6 @@ import json
 
 import numpy as np
 import pytest
-from helpers import build_tiny_lm
 
 import lm_optimizer
 from ctcdecode import Scorer, ctc_greedy_decoder
@@ -18,6 +17,7 @@ from ctcdecode.scorer_package import (
     read_scorer_package,
     write_scorer_package,
 )
+from helpers import build_tiny_lm
 from util import training
 
 SENTENCES = ("she had your dark suit", "all year")

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 
 import nbformat
-from helpers import LDC93S1_TEXT
 from nbclient import NotebookClient
+
+from helpers import LDC93S1_TEXT
 
 
 def test_notebook_executes(repo_root, tmp_path):

@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import LDC93S1_TEXT, run_deepspeech, write_ldc93s1_csv, write_bigram_arpa
 
 from ctcdecode import Alphabet, scorer_package
+from helpers import LDC93S1_TEXT, run_deepspeech, write_bigram_arpa, write_ldc93s1_csv
 
 KENLM_BINS = Path(__file__).resolve().parent.parent / "tools" / "kenlm" / "bin"
 

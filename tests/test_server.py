@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import soundfile
 import websockets
-from helpers import LDC93S1_TEXT, LDC93S1_WAV, RATE, RunningServer, pad
 
 import deepspeech
 from deepspeech import server
+from helpers import LDC93S1_TEXT, LDC93S1_WAV, RATE, RunningServer, pad
 
 CHUNK = 5120  # samples per WebSocket message (320 ms)
 

@@ -19,9 +19,9 @@ import pytest
 import soundfile
 import srt
 import webvtt
-from helpers import LDC93S1_TEXT, LDC93S1_WAV, RATE
 
 from deepspeech import outputs, transcribe, vad
+from helpers import LDC93S1_TEXT, LDC93S1_WAV, RATE
 
 
 def _long_recording(path, n_clips=3, seed=0, noise_std=30):

@@ -53,8 +53,7 @@ import tensorflow as tf
 from absl import logging
 
 from ctcdecode.fileio import atomic_write
-from util import sample_collections
-from util import augment_graph
+from util import augment_graph, sample_collections
 from util.audio import AudioError, read_audio
 from util.augment_sample import SampleAugmenter
 from util.augmentations import AugmentPass, needs_audio

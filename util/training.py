@@ -28,10 +28,10 @@ from tensorflow.core.framework import summary_pb2
 
 from ctcdecode import Alphabet
 from util import transfer
+from util.augmentations import AugmentPass, epoch_clocks, parse_augmentations
 from util.checkpoints import Checkpoints, TrainingState
 from util.config import Config, TrainConfig
 from util.distributed import global_batch_size, worker_rows
-from util.augmentations import AugmentPass, epoch_clocks, parse_augmentations
 from util.feeding import FeatureCache, batch_plan, make_dataset
 from util.model import trainable_variables
 from util.models import AcousticModel, build_model

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Tuple
 import tensorflow as tf
 from absl import logging
 
+from util import ds09_checkpoint
 from util.checkpoints import (
     BEST_DIR,
     CONFIG_FILE,
@@ -29,7 +30,6 @@ from util.checkpoints import (
     geometry_differences,
     load_saved_config,
 )
-from util import ds09_checkpoint
 from util.model import LAYERS, DeepSpeechModel
 from util.optimizer import Adam
 

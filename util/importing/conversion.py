@@ -24,7 +24,6 @@ import soundfile as sf
 from absl import logging
 
 from ctcdecode.fileio import atomic_path
-
 from util.audio import AudioError, audio_info, read_audio, write_wav
 from util.config import FeatureConfig
 from util.progress import Progress

@@ -38,8 +38,8 @@ from absl import logging
 
 from ctcdecode import Alphabet, load_alphabet
 from ctcdecode.fileio import atomic_write
-from util.importing import archives
 from util.config import FeatureConfig
+from util.importing import archives
 from util.importing.conversion import (
     Converter,
     Job,
@@ -52,11 +52,11 @@ from util.importing.conversion import (
     source_key,
     unique_dst,
 )
+from util.importing.transcripts import clean_transcript, required_frames
 from util.samples import (
     CSV_COLUMNS,
     CTC_INFEASIBLE,
 )
-from util.importing.transcripts import clean_transcript, required_frames
 
 DUPLICATE = "duplicate sample id"
 N_EXAMPLES = 3  # sample ids listed per skip reason in the report
