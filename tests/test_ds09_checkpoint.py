@@ -436,3 +436,32 @@ def test_found_without_state_files(tmp_path):
     assert os.path.basename(ds09.choose(src, "auto")[1]) == f"best_dev-{GLOBAL_STEP}"
     assert os.path.basename(ds09.choose(src, "last")[1]) == f"train-{GLOBAL_STEP}"
     assert not ds09.is_ds09_dir(str(tmp_path))  # no checkpoint at all
+
+
+@pytest.mark.slow
+def test_cli_command_of_the_docs(tmp_path, repo_root, ldc93s1_wav):
+    """doc/TRAINING.rst's command: continue a 0.9 checkpoint, test the new model."""
+    from helpers import run_deepspeech
+
+    src, dst = str(tmp_path / "deepspeech-0.9.3-checkpoint"), str(tmp_path / "new")
+    write_ds09(src)
+    before = digest(src)
+    csv_path = tmp_path / "ldc93s1.csv"
+    csv_path.write_text(
+        "wav_filename,wav_filesize,transcript\n"
+        f"{ldc93s1_wav},{os.path.getsize(ldc93s1_wav)},she had your dark suit\n",
+        encoding="utf-8",
+    )
+    result = run_deepspeech(
+        repo_root,
+        ["--train_files", str(csv_path), "--test_files", str(csv_path),
+         "--load_checkpoint_dir", src + "/", "--save_checkpoint_dir", dst + "/",
+         "--bidirectional=false", "--n_hidden", str(N_HIDDEN), "--epochs", "1",
+         "--show_progressbar=false", "--summary_dir", str(tmp_path / "sum")],
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "DeepSpeech 0.9 best checkpoint" in result.stderr
+    assert f"global_step {GLOBAL_STEP}" in result.stderr
+    assert os.path.exists(os.path.join(dst, f"train-{GLOBAL_STEP + 1}.index"))
+    assert "WER" in result.stdout
+    assert digest(src) == before
