@@ -43,7 +43,7 @@ def run(cfg, notify_urls=()) -> None:
 
     ``notify_urls``: --notify, kept out of cfg (they may hold tokens; util/notify.py).
     """
-    from ctcdecode import Alphabet
+    from ctcdecode import output_alphabet
     from util import devices, distributed, preflight
 
     cfg = devices.configure(cfg)  # threads, GPU memory growth, --train_cudnn auto
@@ -55,7 +55,9 @@ def run(cfg, notify_urls=()) -> None:
     # The strategy comes first: a cluster's collectives need an uninitialised TF.
     replica_devices = distributed.local_devices(cfg.cluster.num_gpus)
     strategy = distributed.make_strategy(replica_devices, cluster, cfg.cluster)
-    alphabet = Alphabet(cfg.data.alphabet_config_path)
+    alphabet = output_alphabet(
+        cfg.data.alphabet_config_path, cfg.data.bytes_output_mode
+    )
     result = None
     if cfg.data.train_files:
         cfg, result = _train(cfg, alphabet, strategy, cluster, chief, notify_urls)

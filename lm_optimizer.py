@@ -264,7 +264,7 @@ def write_result(path: str, result: TuneResult, scorer_path: str) -> None:
 
 def run(cfg: Any, settings: TuneSettings) -> TuneResult:
     """Acoustic outputs once -> optuna search -> JSON (+ scorer defaults)."""
-    from ctcdecode import Alphabet, Scorer
+    from ctcdecode import Scorer, output_alphabet
     from ctcdecode.scorer_package import rewrite_defaults
     from util import checkpoints
 
@@ -273,7 +273,9 @@ def run(cfg: Any, settings: TuneSettings) -> TuneResult:
         raise ValueError("lm_optimizer.py needs --scorer_path (the scorer to tune)")
     if not cfg.data.test_files:
         raise ValueError("lm_optimizer.py needs --test_files (the sets to tune on)")
-    cfg, alphabet = checkpoints.as_trained(cfg, Alphabet(cfg.data.alphabet_config_path))
+    cfg, alphabet = checkpoints.as_trained(
+        cfg, output_alphabet(cfg.data.alphabet_config_path, cfg.data.bytes_output_mode)
+    )
     scorer = Scorer(None, None, scorer_path, alphabet)  # checks the alphabet first
     start = (scorer.alpha, scorer.beta)
     utterances = acoustic_outputs(cfg, alphabet)

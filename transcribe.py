@@ -51,7 +51,7 @@ def checkpoint_to_tflite(checkpoint_dir: str, load_evaluate: str, out_dir: str) 
     """Export the checkpoint in ``checkpoint_dir`` to ``out_dir``; the .tflite path."""
     import dataclasses
 
-    from ctcdecode import Alphabet
+    from ctcdecode import output_alphabet
     from util import checkpoints, distributed, export, training
     from util.config import Config
 
@@ -70,7 +70,9 @@ def checkpoint_to_tflite(checkpoint_dir: str, load_evaluate: str, out_dir: str) 
             f"--checkpoint_dir {checkpoint_dir!r} has no {checkpoints.CONFIG_FILE}: "
             "give the directory DeepSpeech.py --checkpoint_dir wrote"
         )
-    cfg, alphabet = checkpoints.as_trained(cfg, Alphabet(cfg.data.alphabet_config_path))
+    cfg, alphabet = checkpoints.as_trained(
+        cfg, output_alphabet(cfg.data.alphabet_config_path, cfg.data.bytes_output_mode)
+    )
     session = training.build_session(cfg, alphabet, distributed.make_strategy([]))
     session.checkpoints.restore_for_evaluation()
     return export.export_tflite(session.model, cfg, alphabet)

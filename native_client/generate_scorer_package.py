@@ -10,6 +10,7 @@ model with another alphabet refuses it instead of decoding garbage; see
 ``native_client/ctcdecode/scorer_package.py`` for the format and doc/SCORER.rst for
 the whole LM pipeline. ``--package_format deepspeech-0.9`` writes DeepSpeech 0.9's own
 format instead (native_client/ctcdecode/ds09_scorer.py), which a 0.9 client loads.
+``--force_bytes_output_mode`` builds either format for a ``--bytes_output_mode`` model.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ctcdecode.scorer_package import (  # noqa: E402
     KIND_DS09,
     KIND_NATIVE,
     ScorerError,
+    looks_character_based,
     read_scorer_package,
     write_ds09_package,
     write_scorer_package,
@@ -71,8 +73,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--force_bytes_output_mode",
-        action="store_true",
-        help="the model outputs UTF-8 bytes (no --alphabet needed)",
+        nargs="?",
+        const=True,
+        default=None,
+        type=_boolean,
+        help="the model outputs UTF-8 bytes (--bytes_output_mode; no --alphabet "
+        "needed). Accepts DeepSpeech 0.9's '--force_bytes_output_mode true|false'. "
+        "Left out without --alphabet, it is inferred from the vocabulary as 0.9 "
+        "did: one character per entry means bytes output mode",
     )
     parser.add_argument(
         "--package_format",
@@ -82,24 +90,44 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "deepspeech-0.9: DeepSpeech 0.9's format, for 0.9 clients (needs an LM built "
         "with build_binary -v, as data/lm/generate_lm.py does)",
     )
-    args = parser.parse_args(argv)
-    if not args.alphabet and not args.force_bytes_output_mode:
-        parser.error("give --alphabet, or --force_bytes_output_mode for a bytes model")
-    if args.package_format == KIND_DS09 and args.force_bytes_output_mode:
-        parser.error(
-            "bytes output mode is not available yet for DeepSpeech 0.9 scorers"
-        )
-    return args
+    return parser.parse_args(argv)
+
+
+def _boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "y"):
+        return True
+    if value in ("0", "false", "no", "n"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     try:
-        if args.force_bytes_output_mode:
-            alphabet = UTF8Alphabet()
-        else:
-            alphabet = load_alphabet(args.alphabet)
         vocab = read_vocab(args.vocab)
+        bytes_mode = args.force_bytes_output_mode
+        if bytes_mode is None and not args.alphabet:
+            bytes_mode = looks_character_based(vocab)
+            print(
+                "--force_bytes_output_mode not given: the vocabulary "
+                f"{'looks' if bytes_mode else 'does not look'} character based, "
+                f"so bytes output mode is {'on' if bytes_mode else 'off'}",
+                file=sys.stderr,
+            )
+            if not bytes_mode:
+                print(
+                    "error: give --alphabet (the model's alphabet.txt), or "
+                    "--force_bytes_output_mode for a bytes output mode model",
+                    file=sys.stderr,
+                )
+                return 1
+        if bytes_mode and args.alphabet:
+            print(
+                f"note: bytes output mode ignores --alphabet {args.alphabet}",
+                file=sys.stderr,
+            )
+        alphabet = UTF8Alphabet() if bytes_mode else load_alphabet(args.alphabet)
         if args.package_format == KIND_DS09:
             write_ds09_package(
                 args.package,
@@ -124,9 +152,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ScorerError, AlphabetError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    mode = (
+        "UTF-8 bytes output mode"
+        if package.bytes_output_mode
+        else f"alphabet {package.alphabet_sha256[:12]}"
+    )
     print(
-        f"wrote {args.package}: {len(package.vocab)} words, alphabet "
-        f"{package.alphabet_sha256[:12]} ({package.alphabet.size()} labels), "
+        f"wrote {args.package}: {len(package.vocab)} words, {mode} "
+        f"({package.alphabet.size()} labels), "
         f"default alpha {package.default_alpha:g}, beta {package.default_beta:g}"
     )
     return 0

@@ -1,7 +1,8 @@
 """DeepSpeech 0.9 ``.scorer`` packages (issue 12), on DeepSpeech 0.9.3's own smoke-test
 scorer (tests/data/ds093/, MPL-2.0): header, vocabulary recovered from the trie,
 decoding identical to this project's package with the same LM and words, clear errors
-for bytes-mode and other-alphabet packages, and the 0.9 writer."""
+for bytes-mode packages with a character model and other-alphabet packages, and the
+0.9 writer."""
 
 from __future__ import annotations
 
@@ -109,8 +110,9 @@ def test_training_side_loads_it(alphabet):
     assert scorer.alpha == 0.75 and len(scorer.vocab) == 3540
 
 
-def test_bytes_mode_scorer_is_refused_clearly(alphabet):
-    with pytest.raises(ScorerError, match="bytes output mode is not available yet"):
+def test_bytes_mode_scorer_with_a_character_model_is_refused_clearly(alphabet):
+    """(tests/test_bytes_mode.py decodes with it, for a bytes model.)"""
+    with pytest.raises(ScorerError, match="is a bytes output mode scorer.*alphabet"):
         read_scorer_package(UPSTREAM_BYTES, alphabet=alphabet)
 
 

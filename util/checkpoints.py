@@ -39,7 +39,7 @@ from absl import logging
 from google.protobuf import text_format
 from tensorflow.python.checkpoint.checkpoint_management import CheckpointState
 
-from ctcdecode import Alphabet, load_alphabet
+from ctcdecode import Alphabet, UTF8Alphabet, load_alphabet
 from ctcdecode.fileio import atomic_write_text
 from util import ds09_checkpoint
 from util.config import CheckpointConfig, Config
@@ -333,10 +333,18 @@ class Checkpoints:
         saved = load_saved_config(load_dir)
         diffs = geometry_differences(saved, self.config)
         alphabet_path = os.path.join(load_dir, ALPHABET_FILE)
-        if (
-            os.path.exists(alphabet_path)
-            and load_alphabet(alphabet_path) != self.alphabet
+        stored = load_alphabet(alphabet_path) if os.path.exists(alphabet_path) else None
+        stored_bytes = isinstance(stored, UTF8Alphabet)
+        if stored is not None and stored_bytes != isinstance(
+            self.alphabet, UTF8Alphabet
         ):
+            diffs.append(
+                f"bytes_output_mode: checkpoint {stored_bytes}, these flags "
+                f"{not stored_bytes} (pass --bytes_output_mode={stored_bytes} to "
+                "continue it; its output layer has "
+                f"{stored.n_classes} classes, not {self.alphabet.n_classes})"
+            )
+        elif stored is not None and stored != self.alphabet:
             diffs.append(
                 f"alphabet: checkpoint {alphabet_path} differs from "
                 f"{self.config.data.alphabet_config_path} (to start a model for "

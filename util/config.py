@@ -278,6 +278,9 @@ class DataConfig:
     feature_cache: Optional[str] = None  # directory
     skip_bad_samples: bool = True
     alphabet_config_path: str = "data/alphabet.txt"
+    # DeepSpeech 0.9's bytes output mode: the model outputs UTF-8 bytes (255 labels +
+    # blank) and alphabet_config_path is not read (ctcdecode.output_alphabet).
+    bytes_output_mode: bool = False
     # -- DeepSpeech 0.9 compatibility (issue 12) --
     metrics_files: Tuple[str, ...] = ()  # loss reported after each dev pass only
     read_buffer: int = 1 << 20  # bytes, read buffer of .sdb sample databases
@@ -694,9 +697,8 @@ DS09_IGNORED: Dict[str, Tuple[Any, str]] = {
 }
 
 # Flags another open issue implements: name -> (0.9 default, the one-line error).
-DS09_NOT_YET: Dict[str, Tuple[Any, str]] = {
-    "bytes_output_mode": (False, "bytes output mode is not available yet"),
-}
+# None left: --augment and --bytes_output_mode (issue 14) were the last.
+DS09_NOT_YET: Dict[str, Tuple[Any, str]] = {}
 
 _FILE_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)b?\s*$", re.IGNORECASE)
 _FILE_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}

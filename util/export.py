@@ -68,7 +68,7 @@ from typing import Any, Dict, List, Optional
 import tensorflow as tf
 from absl import logging
 
-from ctcdecode import Alphabet
+from ctcdecode import Alphabet, UTF8Alphabet
 from ctcdecode.fileio import atomic_path, atomic_write_text, temporary_name
 from util.config import Config, ExportConfig
 from util.features import compute_features
@@ -220,13 +220,17 @@ def metadata(cfg: Config, alphabet: Alphabet) -> Dict[str, Any]:
 
 
 def _metadata(cfg: Config, alphabet: Alphabet, exp: ExportConfig) -> Dict[str, Any]:
+    bytes_mode = isinstance(alphabet, UTF8Alphabet)
     return {
         "format_version": EXPORT_FORMAT_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "sample_rate": cfg.features.audio_sample_rate,
         "features": dataclasses.asdict(cfg.features),
         "model": dataclasses.asdict(cfg.model),
-        "alphabet": list(alphabet.symbols),
+        # Bytes output mode lists no symbols: a client that does not know the mode
+        # refuses the model instead of reading bytes as Latin-1 characters.
+        "bytes_output_mode": bytes_mode,
+        "alphabet": [] if bytes_mode else list(alphabet.symbols),
         "alphabet_sha256": alphabet.sha256(),
         "n_classes": alphabet.n_classes,
         "blank_index": alphabet.blank_index,

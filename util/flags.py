@@ -113,6 +113,12 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         "path to the alphabet file: one symbol per line, '#' starts a comment, '\\#' is a literal '#'",
         flag_values=flag_values,
     )
+    F.DEFINE_boolean(
+        "bytes_output_mode",
+        False,
+        "the model outputs UTF-8 bytes (255 labels + blank) instead of an alphabet's symbols, for any language without an alphabet file (DeepSpeech 0.9); --alphabet_config_path is ignored",
+        flag_values=flag_values,
+    )
     # sphinx-doc: data_flags_end
 
     # sphinx-doc: feature_flags_start
@@ -851,17 +857,6 @@ def _define_ds09_flags(flag_values: flags.FlagValues) -> None:
         flag_values=flag_values,
     )
     # sphinx-doc: augment_flags_end
-
-    # Implemented by other open issues; until then a non-default value is refused with a
-    # one-line error, see util/config.py.
-    # sphinx-doc: ds09_pending_flags_start
-    F.DEFINE_boolean(
-        "bytes_output_mode",
-        False,
-        "DeepSpeech 0.9's bytes output mode: the model outputs UTF-8 bytes instead of the alphabet (not available yet: refused)",
-        flag_values=flag_values,
-    )
-    # sphinx-doc: ds09_pending_flags_end
 
 
 def _register_validators(flag_values: flags.FlagValues) -> None:

@@ -10,6 +10,7 @@ from .alphabet import (
     AlphabetError,
     UTF8Alphabet,
     load_alphabet,
+    output_alphabet,
 )
 from .decoder import (
     BatchDecoder,
@@ -22,7 +23,13 @@ from .decoder import (
 )
 from .streaming import StreamingDecoder
 
-__all__ = ["Alphabet", "AlphabetError", "UTF8Alphabet", "load_alphabet"]
+__all__ = [
+    "Alphabet",
+    "AlphabetError",
+    "UTF8Alphabet",
+    "load_alphabet",
+    "output_alphabet",
+]
 __all__ += [
     "BatchDecoder",
     "BeamOptions",

@@ -155,6 +155,18 @@ class Alphabet:
         """
         return "".join(self._symbols[i] for i in self._check_labels(labels))
 
+    def characters(self, labels: Sequence[int]) -> List[Tuple[str, int]]:
+        """``(text, index of its first label)`` per output character of ``labels``.
+
+        One per label here; :class:`UTF8Alphabet` groups the bytes of a character, so
+        token metadata lists characters, as DeepSpeech 0.9's did.
+        """
+        return [(self._symbols[i], n) for n, i in enumerate(self._check_labels(labels))]
+
+    def is_complete(self, labels: Sequence[int]) -> bool:
+        """True when ``labels`` decode without loss (always, for a symbol alphabet)."""
+        return True
+
     def _check_labels(self, labels: Iterable[int]) -> List[int]:
         """``labels`` as ints without blanks; raise AlphabetError if out of range."""
         out = []
@@ -261,6 +273,30 @@ class UTF8Alphabet(Alphabet):
         data = bytes(label + 1 for label in self._check_labels(labels))
         return data.decode("utf-8", errors="replace")
 
+    def is_complete(self, labels: Sequence[int]) -> bool:
+        """True when the bytes of ``labels`` are valid UTF-8 (no cut-off character)."""
+        try:
+            bytes(label + 1 for label in self._check_labels(labels)).decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        return True
+
+    def characters(self, labels: Sequence[int]) -> List[Tuple[str, int]]:
+        """``(character, index of its first byte)``; a byte that starts no valid
+        character stands alone as U+FFFD."""
+        data = bytes(label + 1 for label in self._check_labels(labels))
+        out: List[Tuple[str, int]] = []
+        pos = 0
+        while pos < len(data):
+            width = _utf8_width(data[pos])
+            try:
+                char = data[pos : pos + width].decode("utf-8")
+            except UnicodeDecodeError:
+                char, width = "\ufffd", 1
+            out.append((char, pos))
+            pos += width
+        return out
+
     def _tokenize(self, text: str) -> Tuple[List[int], List[str]]:
         """(byte labels, unknown chars): NUL and lone surrogates have no label."""
         labels: List[int] = []
@@ -280,6 +316,25 @@ class UTF8Alphabet(Alphabet):
     def serialize(self) -> str:
         """A comment-only file marked with :data:`UTF8_MARKER` (bytes need no list)."""
         return _UTF8_BODY
+
+
+def output_alphabet(alphabet_config_path: str, bytes_output_mode: bool) -> Alphabet:
+    """The model's output alphabet: :class:`UTF8Alphabet` in bytes output mode (the
+    file is not read then, as in DeepSpeech 0.9), else the alphabet file's."""
+    if bytes_output_mode:
+        return UTF8Alphabet()
+    return Alphabet(alphabet_config_path)
+
+
+def _utf8_width(first: int) -> int:
+    """Bytes of the UTF-8 sequence that starts with byte ``first`` (1 if invalid)."""
+    if first >= 0xF0:
+        return 4 if first < 0xF8 else 1
+    if first >= 0xE0:
+        return 3
+    if first >= 0xC0:
+        return 2
+    return 1
 
 
 def load_alphabet(path: str) -> Alphabet:

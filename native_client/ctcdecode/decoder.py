@@ -37,6 +37,15 @@ instead, which frees the frames all hypotheses agree on: memory stays bounded. I
 result is the whole search's unless hypotheses disagree for more than
 ``streaming.DEFAULT_MAX_LAG`` frames (then the best prefix is kept; see there).
 
+Bytes output mode (:class:`UTF8Alphabet`, doc/DECODER.rst). Labels are UTF-8 bytes.
+With a scorer, each vocabulary entry (a character, for DeepSpeech 0.9's character
+LMs) is spelled in its bytes without a trailing space: the LM scores an entry when its
+last byte arrives (0.9's ``is_scoring_boundary``), beta is added per entry, and a space
+comes from the trie's root (silence), unscored. Hypotheses can only stop at the root,
+so results are whole characters: valid UTF-8. Without a scorer the search is over raw
+bytes; a hypothesis that is not valid UTF-8 ranks after every one that is (its text
+shows U+FFFD where a character is cut off).
+
 Contracts: ``probs`` is float32 ``[T, n_classes]`` softmax output with the CTC blank
 last (``n_classes == alphabet.size() + 1``); ``tokens`` are label ids (no blanks),
 ``timesteps[i]`` is the first frame (``0 <= t < length``) of ``tokens[i]``.
@@ -353,6 +362,7 @@ def _results(
     hypotheses are compared.
     """
     out: List[DecodeResult] = []
+    cut_off: List[DecodeResult] = []  # bytes mode: results ending inside a character
     seen = set()
     for hyp in raw:
         tokens, frames = collapse(
@@ -364,18 +374,17 @@ def _results(
         if key in seen:
             continue
         seen.add(key)
-        out.append(
-            DecodeResult(
-                confidence=float(hyp.emittingModelScore),
-                text=alphabet.decode(tokens),
-                tokens=key,
-                timesteps=tuple(frames),
-                score=float(hyp.score),
-            )
+        result = DecodeResult(
+            confidence=float(hyp.emittingModelScore),
+            text=alphabet.decode(tokens),
+            tokens=key,
+            timesteps=tuple(frames),
+            score=float(hyp.score),
         )
+        (out if alphabet.is_complete(key) else cut_off).append(result)
         if len(out) == num_results:
             break
-    return out
+    return (out + cut_off)[:num_results]
 
 
 def ctc_greedy_decoder(

@@ -20,7 +20,8 @@ Layout, from DeepSpeech 0.9.3 ``native_client/ctcdecode/scorer.cpp``
 
 The FST is a minimal deterministic acceptor of the vocabulary: each word spelled in
 alphabet labels **plus one** (label 0 is OpenFST's epsilon), followed by the space
-label, ends in a final state (weight 0; non-final states have +inf). It records no
+label (in UTF-8 mode, bytes output mode: its UTF-8 bytes, label = byte - 1, and no
+space), ends in a final state (weight 0; non-final states have +inf). It records no
 alphabet: the labels only mean something with the model's alphabet, exactly as in
 DeepSpeech 0.9. The word list is recovered by walking every path of the FST.
 
@@ -121,8 +122,21 @@ def is_ds09_scorer(path: str) -> bool:
         return False
 
 
-def read_ds09_scorer(path: str, space_label: Optional[int]) -> DS09Scorer:
+class DS09ModeMismatch(DS09ScorerError):
+    """A bytes output mode package read for a character model, or the reverse."""
+
+    def __init__(self, path: str, utf8_mode: bool) -> None:
+        super().__init__(f"scorer {path!r} has is_utf8_mode={utf8_mode}")
+        self.utf8_mode = utf8_mode
+
+
+def read_ds09_scorer(
+    path: str, space_label: Optional[int], utf8_mode: Optional[bool] = None
+) -> DS09Scorer:
     """Parse the package at ``path``; ``space_label`` is the alphabet's space index.
+
+    ``utf8_mode``: the mode the model needs (None: either); another one raises
+    :class:`DS09ModeMismatch` before the words are checked against the alphabet.
 
     Raises:
         DS09ScorerError: no trie, truncated, an FST that is not 0.9's, or words that do
@@ -137,6 +151,8 @@ def read_ds09_scorer(path: str, space_label: Optional[int]) -> DS09Scorer:
             _, _, utf8, alpha, beta = _TRIE_HEADER.unpack_from(data, offset)
             states, arcs, start, props = fst
             words = _words(states, arcs, start, path)
+    if utf8_mode is not None and bool(utf8) != utf8_mode:
+        raise DS09ModeMismatch(path, bool(utf8))
     if not utf8:
         words = _strip_space(words, space_label, path)
     return DS09Scorer(
@@ -281,27 +297,30 @@ def write_ds09_scorer(
     path: str,
     lm_binary_path: str,
     words: Sequence[Sequence[int]],
-    space_label: int,
+    space_label: Optional[int],
     default_alpha: float,
     default_beta: float,
+    utf8_mode: bool = False,
 ) -> None:
     """Write a DeepSpeech 0.9 package: the KenLM binary, header and trie (atomically).
 
     ``words`` are label sequences of the model's alphabet (without the space). The LM
     must be built without vocabulary strings (``build_binary -v``), as 0.9's was:
     0.9 looks for the trie where KenLM's vocabulary strings would start.
+    ``utf8_mode`` (bytes output mode): words are UTF-8 byte labels and, as in 0.9's
+    ``add_word_to_dictionary``, carry no trailing space; ``space_label`` is unused.
     """
     _check_ds09_lm(lm_binary_path)
-    states, arcs, start = minimal_acceptor(
-        [tuple(w) + (space_label,) for w in words if w]
-    )
+    end = () if utf8_mode else (space_label,)
+    states, arcs, start = minimal_acceptor([tuple(w) + end for w in words if w])
     with atomic_write(path, "wb") as out, open(lm_binary_path, "rb") as lm:
         while chunk := lm.read(1 << 20):
             out.write(chunk)
         # 0.9 passed alpha/beta through float (Scorer::reset_params) before storing
         # them as doubles; so does this, for identical packages.
         alpha, beta = (float(np.float32(v)) for v in (default_alpha, default_beta))
-        out.write(_TRIE_HEADER.pack(TRIE_MAGIC, TRIE_VERSION, False, alpha, beta))
+        header = _TRIE_HEADER.pack(TRIE_MAGIC, TRIE_VERSION, utf8_mode, alpha, beta)
+        out.write(header)
         _write_fst(out, states, arcs, start)
 
 

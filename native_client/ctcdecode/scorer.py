@@ -44,8 +44,9 @@ class Scorer:
             built for.
 
     Raises:
-        ScorerError: unreadable/corrupt package, another alphabet, a bytes output mode
-            package, or an alphabet without a space symbol.
+        ScorerError: unreadable/corrupt package, another alphabet (a bytes output
+            mode package with a character model or the reverse is one), or an
+            alphabet without a space symbol.
 
     The flashlight objects (KenLM, word trie) are built on first use and are not
     pickled, so a Scorer can be sent to worker processes, which build their own.
@@ -62,11 +63,6 @@ class Scorer:
         check_alphabet(package, alphabet)
         if package.kind == KIND_DS09:
             _check_words_in_lm(package.lm_path, package.vocab)
-        if package.bytes_output_mode:
-            raise ScorerError(
-                f"scorer {scorer_path!r} is a bytes output mode scorer; this decoder "
-                "supports word scorers only (see doc/DECODER.rst)"
-            )
         self._setup(
             package.default_alpha if alpha is None else alpha,
             package.default_beta if beta is None else beta,
@@ -103,7 +99,7 @@ class Scorer:
         vocab: Sequence[str],
         alphabet: Alphabet,
     ) -> None:
-        if isinstance(alphabet, UTF8Alphabet) or alphabet.space_index is None:
+        if alphabet.space_index is None:
             raise ScorerError(
                 f"a word scorer needs an alphabet with a space symbol, got {alphabet!r}"
             )
@@ -190,12 +186,20 @@ class LMParts:
             words.add_entry(word)
         lm = KenLM(lm_path, words)
         space = alphabet.space_index
+        # A word ends with the space. In bytes output mode an entry (a character) is
+        # its UTF-8 bytes, ended by nothing, a blank or a space (doc/DECODER.rst).
+        if isinstance(alphabet, UTF8Alphabet):
+            endings = [[], [alphabet.blank_index], [space]]
+        else:
+            endings = [[space]]
         trie = fl.Trie(alphabet.n_classes, space)
         start = lm.start(False)
         for word in usable:
             index = words.get_index(word)
             unigram = lm.score(start, index)[1]  # log10; only steers pruning (smearing)
-            trie.insert(alphabet.encode(word) + [space], index, unigram)
+            spelled = alphabet.encode(word)
+            for end in endings:
+                trie.insert(spelled + end, index, unigram)
         trie.smear(fl.SmearingMode.MAX)
         if len(usable) < len(vocab):
             logging.info(

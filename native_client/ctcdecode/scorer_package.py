@@ -138,6 +138,8 @@ def write_scorer_package(
             f"{alphabet!r}"
         )
     _warn_unspellable(words, alphabet)
+    if bytes_output_mode:
+        warn_not_character_based(words)
     lm_size, lm_sha256 = _file_digest(lm_binary_path)
     header = {
         "alphabet": alphabet.serialize(),
@@ -226,20 +228,26 @@ def _read_ds09_package(path: str, alphabet: Optional[Alphabet]) -> ScorerPackage
             f"{path!r} is a DeepSpeech 0.9 scorer, which records no alphabet: read it "
             "with the model's alphabet"
         )
+    bytes_model = isinstance(alphabet, UTF8Alphabet)
     try:
-        package = ds09_scorer.read_ds09_scorer(path, alphabet.space_index)
-        if package.utf8_mode:
-            raise ScorerError(
-                f"scorer {path!r} is a DeepSpeech 0.9 bytes output mode scorer; bytes "
-                "output mode is not available yet (doc/DEEPSPEECH09.rst)"
-            )
+        package = ds09_scorer.read_ds09_scorer(
+            path, alphabet.space_index, utf8_mode=bytes_model
+        )
         ds09_scorer.check_labels(package, alphabet.size())
+    except ds09_scorer.DS09ModeMismatch as err:
+        raise ScorerError(bytes_mode_mismatch(path, err.utf8_mode)) from err
     except ds09_scorer.DS09ScorerError as err:
         raise ScorerError(str(err)) from err
     except OSError as err:
         raise ScorerError(
             f"cannot open scorer {path!r} ({err.strerror}); check --scorer_path"
         ) from err
+    broken = [w for w in package.words if not alphabet.is_complete(w)]
+    if broken:
+        raise ScorerError(
+            f"scorer {path!r}: {len(broken)} vocabulary entries are not valid UTF-8; "
+            "it is corrupt or was not built for a bytes output mode model"
+        )
     return ScorerPackage(
         path=path,
         lm_path=path,
@@ -248,7 +256,7 @@ def _read_ds09_package(path: str, alphabet: Optional[Alphabet]) -> ScorerPackage
         alphabet_sha256=alphabet.sha256(),
         default_alpha=package.default_alpha,
         default_beta=package.default_beta,
-        bytes_output_mode=False,
+        bytes_output_mode=package.utf8_mode,
         format_version=ds09_scorer.TRIE_VERSION,
         lm_sha256="",
         kind=KIND_DS09,
@@ -266,16 +274,23 @@ def write_ds09_package(
     """Write ``path`` in DeepSpeech 0.9's format, for 0.9 clients; returns the number
     of words stored (0.9 too leaves out words the alphabet cannot spell).
 
+    With a :class:`UTF8Alphabet` the package is in bytes output mode (0.9's
+    ``--force_bytes_output_mode``): the trie spells each vocabulary entry in UTF-8
+    bytes without a trailing space.
+
     Raises:
-        ScorerError: a bytes alphabet or one without space, an LM that is not a
-            KenLM binary built with ``-v``, or no spellable word.
+        ScorerError: an alphabet without space, an LM that is not a KenLM binary
+            built with ``-v``, or no spellable word.
     """
-    if isinstance(alphabet, UTF8Alphabet) or alphabet.space_index is None:
+    bytes_mode = isinstance(alphabet, UTF8Alphabet)
+    if alphabet.space_index is None:
         raise ScorerError(
             "a DeepSpeech 0.9 word scorer needs an alphabet with a space symbol"
         )
     words = [w for w in _clean_vocab(vocab) if w not in ("<s>", "</s>", "<unk>")]
     _warn_unspellable(words, alphabet)
+    if bytes_mode:
+        warn_not_character_based(words)
     spelled = [alphabet.encode(w) for w in words if alphabet.can_encode(w)]
     if not spelled:
         raise ScorerError("no vocabulary word can be spelled with the alphabet")
@@ -287,6 +302,7 @@ def write_ds09_package(
             alphabet.space_index,
             default_alpha,
             default_beta,
+            utf8_mode=bytes_mode,
         )
     except ds09_scorer.DS09ScorerError as err:
         raise ScorerError(str(err)) from err
@@ -302,6 +318,8 @@ def check_alphabet(package: ScorerPackage, alphabet: Alphabet) -> None:
     """
     if alphabet.sha256() == package.alphabet_sha256:
         return
+    if package.bytes_output_mode != isinstance(alphabet, UTF8Alphabet):
+        raise ScorerError(bytes_mode_mismatch(package.path, package.bytes_output_mode))
     built, model = package.alphabet, alphabet
     only_scorer = sorted(set(built.symbols) - set(model.symbols))[:10]
     only_model = sorted(set(model.symbols) - set(built.symbols))[:10]
@@ -318,6 +336,43 @@ def check_alphabet(package: ScorerPackage, alphabet: Alphabet) -> None:
         f"{detail}. Rebuild the scorer with generate_scorer_package.py --alphabet "
         "<the model's alphabet.txt>"
     )
+
+
+def bytes_mode_mismatch(path: str, scorer_bytes_mode: bool) -> str:
+    """The error for a bytes output mode scorer with a character model, or reverse."""
+    if scorer_bytes_mode:
+        return (
+            f"scorer {path!r} is a bytes output mode scorer (its LM scores UTF-8 "
+            "characters) but the model outputs the labels of an alphabet file; use a "
+            "scorer built with generate_scorer_package.py --alphabet <the model's "
+            "alphabet.txt>, or a model trained with --bytes_output_mode"
+        )
+    return (
+        f"scorer {path!r} was built for an alphabet file but the model is in bytes "
+        "output mode (it outputs UTF-8 bytes); build a scorer for it with "
+        "generate_scorer_package.py --force_bytes_output_mode (doc/SCORER.rst)"
+    )
+
+
+def looks_character_based(words: Sequence[str]) -> bool:
+    """True when every word is one character: DeepSpeech 0.9's test for a vocabulary
+    meant for bytes output mode ("Bytes Are All You Need")."""
+    return all(len(w) == 1 for w in words)
+
+
+def warn_not_character_based(words: Sequence[str]) -> None:
+    """Log, as 0.9 did, that a bytes-mode vocabulary holds multi-character words."""
+    long_words = [w for w in words if len(w) > 1]
+    if long_words:
+        logging.warning(
+            "bytes output mode: %d of %d vocabulary entries are longer than one "
+            "character (e.g. %s); a bytes-mode scorer scores each entry as one LM "
+            "token and puts no space after it, which suits a character LM (one "
+            "character per entry, as DeepSpeech 0.9 expects); see doc/SCORER.rst",
+            len(long_words),
+            len(words),
+            long_words[:5],
+        )
 
 
 def rewrite_defaults(path: str, default_alpha: float, default_beta: float) -> None:

@@ -19,6 +19,7 @@ import ctcdecode
 from .metadata import CandidateTranscript, TokenMetadata, make_words
 
 Alphabet = ctcdecode.Alphabet
+UTF8Alphabet = ctcdecode.UTF8Alphabet
 Scorer = ctcdecode.Scorer
 CUTOFF_TOP_N = 40  # labels tried per frame (DeepSpeech's client default)
 
@@ -83,9 +84,14 @@ def candidates(
     """CandidateTranscripts of decoder results; one empty transcript if none."""
     out = []
     for result in results:
+        # One token per character: in bytes output mode a character's bytes are one
+        # token, at its first byte's frame (DeepSpeech 0.9).
         tokens = tuple(
-            TokenMetadata(alphabet.decode([label]), int(step), step * frame_s)
-            for label, step in zip(result.tokens, result.timesteps)
+            TokenMetadata(text, int(step), step * frame_s)
+            for text, step in (
+                (text, result.timesteps[first])
+                for text, first in alphabet.characters(result.tokens)
+            )
         )
         out.append(
             CandidateTranscript(

@@ -77,7 +77,10 @@ class Model:
         self._tflite = TFLiteModel(model_path, num_threads, max_interpreters)
         meta = self._tflite.metadata
         try:
-            self._alphabet = _decoding.Alphabet.from_symbols(meta["alphabet"])
+            if meta.get("bytes_output_mode"):  # UTF-8 bytes: no symbols to read
+                self._alphabet = _decoding.UTF8Alphabet()
+            else:
+                self._alphabet = _decoding.Alphabet.from_symbols(meta["alphabet"])
         except (KeyError, ValueError) as err:
             raise DeepSpeechError("DS_ERR_INVALID_ALPHABET", str(err)) from err
         if self._alphabet.n_classes != meta["n_classes"]:

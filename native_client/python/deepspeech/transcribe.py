@@ -275,10 +275,10 @@ def _word_confidences(
                 out.append(round(float(np.mean(current)), 4))
             current = []
             continue
-        try:
-            (label,) = alphabet.encode(token.text)
+        try:  # a character of a bytes model: its first byte, at the token's frame
+            label = alphabet.encode(token.text)[0]
             current.append(float(probs[token.timestep, label]))
-        except (ValueError, IndexError):  # a multi-byte UTF-8 token: no single label
+        except (ValueError, IndexError):  # U+FFFD of a cut-off character: no label
             current.append(float("nan"))
     return [None if c is not None and np.isnan(c) else c for c in out]
 
