@@ -32,6 +32,7 @@ for arg in "$@"; do
     --bytes_output_mode | --bytes_output_mode=true)
       BYTES_OUTPUT_MODE=1
       EPOCHS=300  # bytes are longer labels: 200 epochs leave a few wrong
+      MODEL_ARGS=(--beam_width 256)  # bytes-mode scorers are slower (doc/DECODER.rst)
       ;;
   esac
 done

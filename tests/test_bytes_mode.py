@@ -194,6 +194,34 @@ def test_character_lm_decodes_cjk_and_english(tmp_path, frames_per_byte, blank_b
     assert best.text == LDC93S1_TEXT
 
 
+def test_streaming_and_hot_words_with_a_bytes_scorer(tmp_path):
+    """Fed in chunks, the incremental decoder gives the whole search's result; a hot
+    word (a character) is boosted like 0.9's."""
+    from ctcdecode import BeamOptions, StreamingDecoder
+
+    scorer = Scorer(None, None, DS093_BYTES, UTF8)
+    probs = byte_probs(LDC93S1_TEXT, 2)
+    whole = ctc_beam_search_decoder(probs, UTF8, 32, scorer=scorer)[0]
+    stream = StreamingDecoder(UTF8, BeamOptions(beam_size=32), scorer, None, 7)
+    for start in range(0, len(probs), 5):
+        stream.feed(probs[start : start + 5])
+    (streamed,) = stream.finish()
+    assert streamed.text == whole.text == LDC93S1_TEXT
+    assert streamed.tokens == whole.tokens
+    boosted = ctc_beam_search_decoder(
+        probs, UTF8, 32, scorer=scorer, hot_words={"z": 5.0}
+    )[0]
+    assert boosted.score == pytest.approx(whole.score)  # no z in the sentence
+    assert boosted.text == LDC93S1_TEXT
+    ambiguous = byte_probs("x", 2)
+    ambiguous[:, ord("z") - 1] = ambiguous[:, ord("x") - 1] * 0.5  # z: half as likely
+    plain = ctc_beam_search_decoder(ambiguous, UTF8, 32, scorer=scorer)[0].text
+    hot = ctc_beam_search_decoder(
+        ambiguous, UTF8, 32, scorer=scorer, hot_words={"z": 20.0}
+    )[0].text
+    assert (plain, hot) == ("x", "z")
+
+
 def test_scorer_restricts_output_to_its_characters(tmp_path):
     """界 is not in the vocabulary: the search cannot produce it."""
     scorer = Scorer.from_lm(

@@ -38,13 +38,16 @@ result is the whole search's unless hypotheses disagree for more than
 ``streaming.DEFAULT_MAX_LAG`` frames (then the best prefix is kept; see there).
 
 Bytes output mode (:class:`UTF8Alphabet`, doc/DECODER.rst). Labels are UTF-8 bytes.
-With a scorer, each vocabulary entry (a character, for DeepSpeech 0.9's character
-LMs) is spelled in its bytes without a trailing space: the LM scores an entry when its
-last byte arrives (0.9's ``is_scoring_boundary``), beta is added per entry, and a space
-comes from the trie's root (silence), unscored. Hypotheses can only stop at the root,
-so results are whole characters: valid UTF-8. Without a scorer the search is over raw
-bytes; a hypothesis that is not valid UTF-8 ranks after every one that is (its text
-shows U+FFFD where a character is cut off).
+With a scorer the search stays lexicon-free, with :class:`ByteCharacterLM` as its LM:
+only bytes that spell vocabulary entries (characters, for DeepSpeech 0.9's character
+LMs) score above -inf, an entry is scored with alpha and beta when its last byte
+arrives (0.9's ``is_scoring_boundary``), spaces between entries are free and unscored,
+and a hypothesis ending inside a character cannot finish: results are whole
+characters, valid UTF-8. (flashlight's lexicon search cannot be used there: a
+completed one-token word cannot absorb repeated frames of its label, and characters
+have no separator.) Without a scorer the search is over raw bytes; a hypothesis that
+is not valid UTF-8 ranks after every one that is (its text shows U+FFFD where a
+character is cut off).
 
 Contracts: ``probs`` is float32 ``[T, n_classes]`` softmax output with the CTC blank
 last (``n_classes == alphabet.size() + 1``); ``tokens`` are label ids (no blanks),
@@ -65,9 +68,9 @@ import numpy as np
 from absl import logging
 from flashlight.lib.text import decoder as fl
 
-from .alphabet import Alphabet
+from .alphabet import Alphabet, UTF8Alphabet
 from .pool import WorkerPool
-from .scorer import LOG10_TO_LN, HotWordLM, LMParts, Scorer
+from .scorer import LOG10_TO_LN, ByteCharacterLM, HotWordLM, LMParts, Scorer
 from .scorer_package import ScorerError
 
 # Hypotheses scoring this many nats below the best of their frame are dropped
@@ -190,16 +193,14 @@ class BeamSearch:
         if self._decoder is None:
             self._decoder = self.build()
         emissions = log_emissions(
-            probs[:n_frames], self.options.cutoff_prob, self.scorer is not None,
-            self.alphabet,
-        )  # fmt: skip
+            probs[:n_frames], self.options.cutoff_prob, self.lexicon, self.alphabet
+        )
         raw = self._decoder.decode(
             emissions.ctypes.data, emissions.shape[0], emissions.shape[1]
         )
         return _results(
-            raw, n_frames, self.alphabet, self.options.num_results,
-            self.scorer is not None,
-        )  # fmt: skip
+            raw, n_frames, self.alphabet, self.options.num_results, self.lexicon
+        )
 
     def build(self) -> Any:
         """A new flashlight decoder for these options (streaming.py builds its own)."""
@@ -218,6 +219,16 @@ class BeamSearch:
                 options, self._keep, blank if sil is None else sil, blank, []
             )
         parts = self.scorer.parts()
+        if not self.lexicon:  # bytes output mode: a character LM over byte labels
+            options = fl.LexiconFreeDecoderOptions(
+                opts.beam_size, token_beam, opts.beam_threshold, 1.0, 0.0, False,
+                fl.CriterionType.CTC,
+            )  # fmt: skip
+            self._keep = ByteCharacterLM(
+                parts, self.alphabet, self.scorer.alpha, self.scorer.beta,
+                self._boosts(parts, 1.0),
+            )  # fmt: skip
+            return fl.LexiconFreeDecoder(options, self._keep, sil, blank, [])
         options = fl.LexiconDecoderOptions(
             opts.beam_size, token_beam, opts.beam_threshold,
             self.scorer.alpha * LOG10_TO_LN, self.scorer.beta, -math.inf, 0.0, False,
@@ -228,18 +239,26 @@ class BeamSearch:
             options, parts.trie, self._keep, sil, blank, parts.unk, [], False
         )
 
+    @property
+    def lexicon(self) -> bool:
+        """True for the lexicon search of a word scorer (module docstring); bytes
+        output mode's scorer runs a lexicon-free search with ByteCharacterLM."""
+        return self.scorer is not None and not isinstance(self.alphabet, UTF8Alphabet)
+
     def _lm(self, parts: LMParts) -> Any:
         if not self.hot_words:
             return parts.lm
+        return HotWordLM(parts.lm, self._boosts(parts, 1.0 / LOG10_TO_LN))
+
+    def _boosts(self, parts: LMParts, unit: float) -> Dict[int, float]:
+        """Hot word boosts by LM word index, times ``unit`` (1/ln 10: the LM's log10)."""
         boosts = {}
         for word, boost in self.hot_words.items():
             if not parts.words.contains(word):
                 logging.warning("hot word %r is not in the scorer's vocabulary", word)
                 continue
-            boosts[parts.words.get_index(word)] = (
-                float(boost) / LOG10_TO_LN
-            )  # the LM speaks log10
-        return HotWordLM(parts.lm, boosts)
+            boosts[parts.words.get_index(word)] = float(boost) * unit
+        return boosts
 
 
 def check_probs(probs: np.ndarray, alphabet: Alphabet, length: Optional[int]) -> int:

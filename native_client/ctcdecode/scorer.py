@@ -186,21 +186,15 @@ class LMParts:
             words.add_entry(word)
         lm = KenLM(lm_path, words)
         space = alphabet.space_index
-        # A word ends with the space. In bytes output mode an entry (a character) is
-        # its UTF-8 bytes, ended by nothing, a blank or a space (doc/DECODER.rst).
-        if isinstance(alphabet, UTF8Alphabet):
-            endings = [[], [alphabet.blank_index], [space]]
-        else:
-            endings = [[space]]
-        trie = fl.Trie(alphabet.n_classes, space)
-        start = lm.start(False)
-        for word in usable:
-            index = words.get_index(word)
-            unigram = lm.score(start, index)[1]  # log10; only steers pruning (smearing)
-            spelled = alphabet.encode(word)
-            for end in endings:
-                trie.insert(spelled + end, index, unigram)
-        trie.smear(fl.SmearingMode.MAX)
+        trie = None
+        if not isinstance(alphabet, UTF8Alphabet):  # bytes: ByteCharacterLM spells
+            trie = fl.Trie(alphabet.n_classes, space)
+            start = lm.start(False)
+            for word in usable:
+                index = words.get_index(word)
+                unigram = lm.score(start, index)[1]  # log10; steers pruning only
+                trie.insert(alphabet.encode(word) + [space], index, unigram)
+            trie.smear(fl.SmearingMode.MAX)
         if len(usable) < len(vocab):
             logging.info(
                 "scorer: %d of %d vocabulary words are decodable with %r",
@@ -228,3 +222,89 @@ class HotWordLM(fl.LM):
 
     def finish(self, state: Any) -> Tuple[Any, float]:
         return self._inner.finish(state)
+
+
+NOT_SPELLABLE = -1e30  # nats: what ByteCharacterLM gives a byte no entry continues
+
+
+class ByteCharacterLM(fl.LM):
+    """A character LM over byte tokens: bytes output mode's scorer (doc/DECODER.rst).
+
+    flashlight's lexicon-free search asks for a score after every byte label. Bytes
+    that continue the UTF-8 spelling of a vocabulary entry score 0 until the entry's
+    last byte, which adds ``alpha * ln P_lm(entry | history) + beta`` (DeepSpeech 0.9
+    scored at each code point boundary); any other byte scores
+    :data:`NOT_SPELLABLE`, so only vocabulary characters are produced. The space
+    label between entries is free and leaves the LM state alone (the LM is a
+    character LM without spaces); a hypothesis ending inside a character cannot
+    finish. Scores are in nats, with alpha and beta applied here: the decoder's
+    ``lm_weight`` is 1.
+
+    State: flashlight's KenLM state at a character boundary, else a child of it per
+    pending byte; ``_info`` maps each to (KenLM state, spelling node). It is reset by
+    :meth:`start`, once per utterance or stream, and grows with the hypotheses, as
+    flashlight's own LM state tree does.
+    """
+
+    def __init__(
+        self,
+        parts: LMParts,
+        alphabet: UTF8Alphabet,
+        alpha: float,
+        beta: float,
+        boosts: Mapping[int, float],
+    ) -> None:
+        fl.LM.__init__(self)
+        self._lm = parts.lm
+        self._weight = float(alpha) * LOG10_TO_LN
+        self._beta = float(beta)
+        self._boosts = {i: float(b) * alpha for i, b in boosts.items()}  # nats
+        self._space = alphabet.space_index
+        # spelling tree: node = {byte label: child node | entry index (int)}
+        self._root: Dict[int, Any] = {}
+        for index in range(parts.words.index_size()):
+            entry = parts.words.get_entry(index)
+            if index == parts.unk or entry in _SPECIAL_WORDS:
+                continue
+            labels = alphabet.encode(entry)
+            node = self._root
+            for label in labels[:-1]:
+                node = node.setdefault(label, {})
+                if not isinstance(node, dict):  # UTF-8 is prefix-free: never
+                    raise ScorerError(f"vocabulary entry {entry!r} clashes")
+            node[labels[-1]] = index
+        self._info: Dict[Any, Tuple[Any, Dict[int, Any]]] = {}
+        self._cache: Dict[Tuple[Any, int], Tuple[Any, float]] = {}
+
+    def start(self, start_with_nothing: bool) -> Any:
+        state = self._lm.start(start_with_nothing)
+        self._info = {state: (state, self._root)}
+        self._cache = {}
+        return state
+
+    def score(self, state: Any, token_index: int) -> Tuple[Any, float]:
+        base, node = self._info[state]
+        step = node.get(token_index)
+        if step is None:
+            if token_index == self._space and node is self._root:
+                return state, 0.0
+            return state, NOT_SPELLABLE
+        if isinstance(step, dict):  # inside a character
+            child = state.child(token_index)
+            if child not in self._info:
+                self._info[child] = (base, step)
+            return child, 0.0
+        hit = self._cache.get((base, step))
+        if hit is None:  # the character is complete: score it
+            after, log10 = self._lm.score(base, step)
+            self._info.setdefault(after, (after, self._root))
+            score = self._weight * log10 + self._beta + self._boosts.get(step, 0.0)
+            hit = self._cache[(base, step)] = (after, score)
+        return hit
+
+    def finish(self, state: Any) -> Tuple[Any, float]:
+        base, node = self._info[state]
+        if node is not self._root:
+            return state, NOT_SPELLABLE
+        after, log10 = self._lm.finish(base)
+        return after, self._weight * log10

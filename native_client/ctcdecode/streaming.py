@@ -82,7 +82,7 @@ class StreamingDecoder:
         self.commit_interval = int(commit_interval)
         self.max_lag = int(max_lag)
         self._search = BeamSearch(alphabet, options, scorer, hot_words)
-        self._lexicon = scorer is not None
+        self._lexicon = self._search.lexicon
         self._decoder: Any = self._search.build()
         self._decoder.decode_begin()
         self._n_frames = 0  # frames fed
