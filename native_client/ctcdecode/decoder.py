@@ -251,7 +251,7 @@ class BeamSearch:
         return HotWordLM(parts.lm, self._boosts(parts, 1.0 / LOG10_TO_LN))
 
     def _boosts(self, parts: LMParts, unit: float) -> Dict[int, float]:
-        """Hot word boosts by LM word index, times ``unit`` (1/ln 10: the LM's log10)."""
+        """Hot word boosts by LM word index, times ``unit`` (1/ln 10 for log10)."""
         boosts = {}
         for word, boost in self.hot_words.items():
             if not parts.words.contains(word):
