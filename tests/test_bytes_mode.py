@@ -27,9 +27,9 @@ from ctcdecode import (
     UTF8Alphabet,
     ctc_beam_search_decoder,
     ctc_greedy_decoder,
+    ds09_scorer,
     output_alphabet,
 )
-from ctcdecode import ds09_scorer
 from ctcdecode.scorer_package import (
     ScorerError,
     read_scorer_package,
