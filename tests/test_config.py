@@ -149,6 +149,12 @@ def test_derived_geometry():
         (lambda: DataConfig(train_batch_size=0), "--train_batch_size"),
         (lambda: DataConfig(test_batch_size=0), "--test_batch_size"),
         (lambda: TrainConfig(learning_rate=0.0), "--learning_rate"),
+        (lambda: TrainConfig(lr_decay="exponential"), "--lr_decay_floor"),
+        (lambda: TrainConfig(lr_decay="linear"), "--lr_decay"),
+        (
+            lambda: TrainConfig(lr_decay="cosine", reduce_lr_on_plateau=True),
+            "--reduce_lr_on_plateau",
+        ),
         (lambda: CheckpointConfig(load_train="newest"), "--load_train"),
         (lambda: CheckpointConfig(load_evaluate="init"), "--load_evaluate"),
     ],

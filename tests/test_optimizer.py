@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from util.optimizer import Adam
@@ -150,3 +151,36 @@ def test_mirrored_over_two_cpus_equals_single_device(run_python):
         assert len(copies) == 2
         np.testing.assert_array_equal(copies[0], copies[1])
         np.testing.assert_allclose(copies[0], want, rtol=1e-6, atol=1e-6)
+
+
+def test_schedule_warmup_is_linear_then_constant():
+    from util.optimizer import scheduled_learning_rate as lr
+
+    assert [lr(s, 1.0, 100, warmup_steps=4) for s in range(6)] == pytest.approx(
+        [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    )
+    assert lr(0, 0.5, 100) == 0.5  # no warm-up, no decay: DeepSpeech 0.9's constant
+
+
+def test_schedule_cosine_runs_from_base_to_floor():
+    from util.optimizer import scheduled_learning_rate as lr
+
+    kw = dict(base=2.0, total_steps=110, warmup_steps=10, decay="cosine", floor=0.1)
+    assert lr(10, **kw) == pytest.approx(2.0)  # first step after warm-up
+    assert lr(60, **kw) == pytest.approx(0.2 + 1.8 * 0.5)  # half way: the mean
+    assert lr(110, **kw) == pytest.approx(0.2)
+    assert lr(500, **kw) == pytest.approx(0.2)  # past the end it stays at the floor
+    values = [lr(s, **kw) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_schedule_exponential_is_geometric():
+    from util.optimizer import scheduled_learning_rate as lr
+
+    kw = dict(base=1.0, total_steps=100, decay="exponential", floor=0.01)
+    assert lr(50, **kw) == pytest.approx(0.1)
+    assert lr(100, **kw) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="floor"):
+        lr(1, 1.0, 100, decay="exponential", floor=0.0)
+    with pytest.raises(ValueError, match="unknown"):
+        lr(1, 1.0, 100, decay="linear")

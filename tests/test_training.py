@@ -519,3 +519,22 @@ def test_disk_full_fails_cleanly_and_resume_reaches_the_same_weights(
         assert_same_weights(ckpt_dir, straight)
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_lr_warmup_and_cosine_decay_per_step(tiny_config, alphabet, sample_csv):
+    """--lr_warmup_steps/--lr_decay set each update's rate from the global step:
+    3 samples x 2 epochs = 6 updates; the last (step 5) used the schedule's value."""
+    from util.optimizer import scheduled_learning_rate
+
+    csv_path = sample_csv()
+    cfg = tiny_config(
+        data={"train_files": (csv_path,)},
+        train={"epochs": 2, "learning_rate": 0.004, "lr_warmup_steps": 2,
+               "lr_decay": "cosine", "lr_decay_floor": 0.1},
+    )  # fmt: skip
+    session = session_for(cfg, alphabet)
+    train(session)
+    assert int(session.state.global_step.numpy()) == 6
+    last = scheduled_learning_rate(5, 0.004, 6, 2, "cosine", 0.1)
+    assert float(session.optimizer.learning_rate.numpy()) == pytest.approx(last)
+    assert 0.0004 < last < 0.004

@@ -328,6 +328,9 @@ class TrainConfig:
     reduce_lr_on_plateau: bool = False
     plateau_epochs: int = 10
     plateau_reduction: float = 0.1
+    lr_warmup_steps: int = 0  # linear warm-up over this many updates
+    lr_decay: str = "none"  # none | cosine | exponential, over the run's epochs
+    lr_decay_floor: float = 0.0  # final rate / learning_rate
     shuffle_batches: bool = True
     jit: bool = False  # XLA-compile the train step
     show_progressbar: bool = True
@@ -343,6 +346,23 @@ class TrainConfig:
             raise ValueError("--learning_rate must be positive")
         if self.max_epochs is not None and self.max_epochs < 1:
             raise ValueError("--max_epochs must be >= 1 (or 0 for no limit)")
+        if self.lr_decay not in ("none", "cosine", "exponential"):
+            raise ValueError("--lr_decay must be one of none, cosine, exponential")
+        if self.lr_decay == "exponential" and self.lr_decay_floor <= 0:
+            raise ValueError(
+                "--lr_decay exponential needs --lr_decay_floor > 0 (the final rate "
+                "as a fraction of --learning_rate, e.g. 0.1)"
+            )
+        if self.scheduled and self.reduce_lr_on_plateau:
+            raise ValueError(
+                "--reduce_lr_on_plateau cannot be combined with --lr_warmup_steps or "
+                "--lr_decay (both set the learning rate): choose one"
+            )
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the learning rate follows --lr_warmup_steps/--lr_decay."""
+        return self.lr_warmup_steps > 0 or self.lr_decay != "none"
 
     def last_epoch(self, first: int) -> int:
         """Epoch index to stop before, for a run that starts at epoch ``first``."""

@@ -316,6 +316,28 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         upper_bound=1.0,
         flag_values=flag_values,
     )
+    F.DEFINE_integer(
+        "lr_warmup_steps",
+        0,
+        "raise the learning rate linearly from learning_rate/N to learning_rate over the first N updates (0 = no warm-up)",
+        lower_bound=0,
+        flag_values=flag_values,
+    )
+    F.DEFINE_enum(
+        "lr_decay",
+        "none",
+        ["none", "cosine", "exponential"],
+        "after the warm-up, decay the learning rate over the run's epochs (up to --max_epochs if set) down to lr_decay_floor x learning_rate: none keeps it constant",
+        flag_values=flag_values,
+    )
+    F.DEFINE_float(
+        "lr_decay_floor",
+        0.0,
+        "the learning rate at the end of --lr_decay, as a fraction of --learning_rate (exponential needs > 0)",
+        lower_bound=0.0,
+        upper_bound=1.0,
+        flag_values=flag_values,
+    )
     F.DEFINE_boolean(
         "shuffle_batches",
         True,

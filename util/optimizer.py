@@ -12,6 +12,7 @@ gradient of ``sum(local losses) / global batch size``; ``apply`` sums them acros
 replicas (one all-reduce) and updates every replica's copy identically.
 """
 
+import math
 from typing import List, Sequence
 
 import tensorflow as tf
@@ -149,3 +150,41 @@ class DynamicLossScale(tf.Module):
         good = tf.where(tf.logical_and(finite, tf.logical_not(grow)), 1, 0)
         self.good_steps.assign(tf.cast(good, tf.int64) * (self.good_steps + 1))
         self.scale.assign(scale)
+
+
+LR_DECAYS = ("none", "cosine", "exponential")
+
+
+def scheduled_learning_rate(
+    step: int,
+    base: float,
+    total_steps: int,
+    warmup_steps: int = 0,
+    decay: str = "none",
+    floor: float = 0.0,
+) -> float:
+    """The learning rate of update ``step`` (0-based) under a warm-up and a decay.
+
+    Warm-up: linear from ``base / warmup_steps`` to ``base`` over the first
+    ``warmup_steps`` updates (Goyal et al., 2017). Then, over the remaining updates
+    up to ``total_steps``: ``none`` keeps ``base``; ``cosine`` follows half a cosine
+    from ``base`` down to ``floor * base`` (Loshchilov & Hutter, 2017); ``exponential``
+    decays geometrically from ``base`` to ``floor * base`` (``floor`` > 0). Past
+    ``total_steps`` the rate stays at its final value.
+    """
+    if decay not in LR_DECAYS:
+        raise ValueError(f"unknown learning-rate decay {decay!r} (one of {LR_DECAYS})")
+    if warmup_steps > 0 and step < warmup_steps:
+        return base * (step + 1) / warmup_steps
+    span = max(total_steps - warmup_steps, 1)
+    progress = min(max(step - warmup_steps, 0) / span, 1.0)
+    low = floor * base
+    if decay == "cosine":
+        return low + (base - low) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if decay == "exponential":
+        if floor <= 0:
+            raise ValueError(
+                "an exponential decay needs a floor > 0 (--lr_decay_floor)"
+            )
+        return base * floor**progress
+    return base

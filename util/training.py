@@ -14,6 +14,7 @@ run redoes after a kill are logged once, not twice.
 
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import re
@@ -35,7 +36,7 @@ from util.distributed import global_batch_size, worker_rows
 from util.feeding import FeatureCache, batch_plan, make_dataset
 from util.model import trainable_variables
 from util.models import AcousticModel, build_model
-from util.optimizer import Adam
+from util.optimizer import Adam, scheduled_learning_rate
 from util.progress import Progress
 from util.samples import Sample, SampleSet, ctc_required_frames, read_sample_set
 from util.steps import Steps
@@ -403,7 +404,12 @@ def _train_epoch(
     rows = worker_rows(batch_size, session.strategy)  # None: this process loads all
     augment = _augment_pass(loop, samples, epoch, done * batch_size)
     dataset = make_dataset(samples, plan[done:], cfg.features, cache, rows, augment)
+    schedule = _lr_schedule(cfg.train, loop.epochs[1] * len(plan))
     for i, batch in enumerate(dataset, done):
+        if schedule is not None:
+            session.optimizer.learning_rate.assign(
+                schedule(int(state.global_step.numpy()))
+            )
         seed = tf.constant(
             [cfg.train.random_seed, int(state.global_step.numpy())], tf.int32
         )
@@ -440,6 +446,27 @@ def _train_epoch(
         tracker.undecodable_note(),
     )
     return tracker.mean
+
+
+def _lr_schedule(
+    cfg: TrainConfig, total_steps: int
+) -> Optional[Callable[[int], float]]:
+    """The learning rate per global step (--lr_warmup_steps/--lr_decay), or None.
+
+    The decay ends at the last update of the run's last epoch (``total_steps``); the
+    position on the curve is the global step, so with ``--max_epochs`` a resumed run
+    continues the same curve.
+    """
+    if not cfg.scheduled:
+        return None
+    return functools.partial(
+        scheduled_learning_rate,
+        base=cfg.learning_rate,
+        total_steps=total_steps,
+        warmup_steps=cfg.lr_warmup_steps,
+        decay=cfg.lr_decay,
+        floor=cfg.lr_decay_floor,
+    )
 
 
 class _LossTracker:

@@ -1,0 +1,228 @@
+"""Held-out-speaker accuracy benchmark: build the corpus, train, test, print the table.
+
+    python bench/accuracy/run.py                       # the small-data recipe
+    python bench/accuracy/run.py --recipes default,small
+    python bench/accuracy/run.py --ablate "no-norm=--feature_normalization none"
+
+Needs the synthesis engines (``apt-get install espeak-ng flite festival
+festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts``) and the KenLM tools (``make
+kenlm``). The corpus recipe is in corpus.py and doc/ACCURACY.rst. Each recipe trains
+from scratch in ``<work>/<recipe>``, keeps the checkpoint of the best dev loss (dev =
+held-out dev voices, never the test voices) and is tested on it, greedy and with a
+scorer built from the training sentences only (alpha/beta: ``--lm_alpha``/``--lm_beta``
+below). Results go to stdout as a table and to ``<work>/results.json``.
+"""
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import corpus  # noqa: E402
+
+TEST_SETS = ("test-clean", "test-noise", "test-reverb", "test-seen")
+
+# The common geometry of every recipe: batch, epochs cap, the cache, quiet output.
+COMMON = (
+    "--train_batch_size 16 --dev_batch_size 32 --test_batch_size 32 "
+    "--show_progressbar false --checkpoint_secs 100000 --max_to_keep 1"
+)
+# Today's defaults (DeepSpeech 0.9's recipe: raw MFCCs, dropout 0.05, lr 0.001, no
+# augmentation), with the width and epochs the benchmark's time budget allows.
+DEFAULT = "--n_hidden 256 --epochs 10"
+RECIPES = {
+    "default": DEFAULT,
+    # bin/run-small-data.sh's flags: kept in step by tests/test_accuracy_corpus.py
+    "small": "@bin/run-small-data.sh",
+}
+
+
+def recipe_flags(spec: str):
+    """Flags of a recipe: a flag string, or ``@script`` for the flags a run script
+    passes (its ``SMALL_DATA_FLAGS=(...)`` array)."""
+    if spec.startswith("@"):
+        return small_data_flags(os.path.join(ROOT, spec[1:]))
+    return shlex.split(spec)
+
+
+def small_data_flags(script: str):
+    """The flags in the ``SMALL_DATA_FLAGS=( ... )`` array of bin/run-small-data.sh."""
+    with open(script, encoding="utf-8") as f:
+        text = f.read()
+    start = text.index("SMALL_DATA_FLAGS=(") + len("SMALL_DATA_FLAGS=(")
+    body = text[start : text.index(")", start)]
+    return shlex.split(body, comments=True)
+
+
+def build_scorer(corpus_dir: str, out_dir: str) -> str:
+    scorer = os.path.join(out_dir, "train.scorer")
+    if os.path.exists(scorer):
+        return scorer
+    lm_dir = os.path.join(out_dir, "lm")
+    py = sys.executable
+    subprocess.run(
+        [py, "data/lm/generate_lm.py",
+         "--input_txt", os.path.join(corpus_dir, "train.txt"),
+         "--output_dir", lm_dir, "--top_k", "100000", "--arpa_order", "3",
+         "--max_arpa_memory", "64M", "--binary_type", "trie", "--discount_fallback",
+         "--alphabet", "data/alphabet.txt", "--show_progressbar", "false"],
+        check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    vocab = [f for f in os.listdir(lm_dir) if f.startswith("vocab-")][0]
+    subprocess.run(
+        [py, "native_client/generate_scorer_package.py", "--alphabet",
+         "data/alphabet.txt", "--lm", os.path.join(lm_dir, "lm.binary"), "--vocab",
+         os.path.join(lm_dir, vocab), "--package", scorer, "--default_alpha", "0.93",
+         "--default_beta", "1.18"],
+        check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    return scorer
+
+
+def deepspeech(flags, log: str) -> float:
+    """Run DeepSpeech.py with ``flags`` (output to ``log``); its wall time in s."""
+    start = time.time()
+    with open(log, "a", encoding="utf-8") as f:
+        f.write("$ DeepSpeech.py " + shlex.join(flags) + "\n")
+        f.flush()
+        proc = subprocess.run(
+            [sys.executable, "DeepSpeech.py"] + flags, cwd=ROOT, stdout=f,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    if proc.returncode:
+        raise SystemExit(f"DeepSpeech.py failed (exit {proc.returncode}); see {log}")
+    return time.time() - start
+
+
+def run_recipe(name, flags, csvs, scorer, work, args):
+    run_dir = os.path.join(work, name)
+    os.makedirs(run_dir, exist_ok=True)
+    log = os.path.join(run_dir, "log.txt")
+    ckpt = os.path.join(run_dir, "checkpoints")
+    base = shlex.split(COMMON) + [
+        "--feature_cache", os.path.join(work, "feature_cache"),
+        "--checkpoint_dir", ckpt,
+        "--random_seed", str(args.seed),
+    ]  # fmt: skip
+    train_s = 0.0
+    if not os.path.exists(os.path.join(run_dir, "trained")):
+        train_s = deepspeech(
+            base + ["--train_files", csvs["train"], "--dev_files", csvs["dev"]] + flags,
+            log,
+        )
+        with open(os.path.join(run_dir, "trained"), "w") as f:
+            f.write(f"{train_s:.1f}\n")
+    else:
+        with open(os.path.join(run_dir, "trained")) as f:
+            train_s = float(f.read())
+    results = {"recipe": name, "flags": flags, "train_wall_s": round(train_s, 1)}
+    tests = ",".join(csvs[t] for t in TEST_SETS)
+    for decoding in ("greedy", "scorer"):
+        out = os.path.join(run_dir, f"test-{decoding}.json")
+        extra = ["--scorer_path", scorer, "--lm_alpha", str(args.lm_alpha),
+                 "--lm_beta", str(args.lm_beta), "--beam_width", str(args.beam_width)] \
+            if decoding == "scorer" else ["--scorer_path", ""]  # fmt: skip
+        deepspeech(
+            base + ["--test_files", tests, "--test_output_file", out,
+                    "--load_evaluate", "best"] + flags + extra,
+            log,
+        )  # fmt: skip
+        results[decoding] = score(out, csvs)
+    return results
+
+
+def score(path, csvs):
+    """{test set: (WER, CER)} from a --test_output_file JSON (corpus-level rates)."""
+    with open(path, encoding="utf-8") as f:
+        rows = json.load(f)
+    by_file = {}
+    for row in rows:
+        by_file[os.path.basename(row["wav_filename"])] = row
+    out = {}
+    for name in TEST_SETS:
+        prefix = name + "-"
+        sel = [r for f, r in by_file.items() if f.startswith(prefix)]
+        words = sum(r["word_length"] for r in sel)
+        chars = sum(r["char_length"] for r in sel)
+        w_err = sum(r["word_distance"] for r in sel)
+        c_err = sum(r["char_distance"] for r in sel)
+        out[name] = (w_err / max(words, 1), c_err / max(chars, 1), len(sel))
+    return out
+
+
+def format_table(all_results) -> str:
+    lines = [
+        "| recipe | decoding | " + " | ".join(TEST_SETS) + " | train wall |",
+        "|---|---|" + "---|" * len(TEST_SETS) + "---|",
+    ]
+    for r in all_results:
+        for decoding in ("greedy", "scorer"):
+            cells = [
+                f"{100 * r[decoding][t][0]:.1f} / {100 * r[decoding][t][1]:.1f}"
+                for t in TEST_SETS
+            ]
+            lines.append(
+                f"| {r['recipe']} | {decoding} | " + " | ".join(cells)
+                + f" | {r['train_wall_s'] / 60:.1f} min |"
+            )  # fmt: skip
+    lines.append(
+        "(cells: WER % / CER %; test-seen = test sentences by training voices)"
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--work", default="runs/accuracy", help="corpus, runs, results")
+    parser.add_argument("--recipes", default="small",
+                        help="comma-separated: " + ", ".join(RECIPES))  # fmt: skip
+    parser.add_argument("--ablate", action="append", default=[],
+                        help="NAME=FLAGS: 'small' + FLAGS")  # fmt: skip
+    parser.add_argument("--custom", action="append", default=[],
+                        help="NAME=FLAGS: a recipe of its own")  # fmt: skip
+    parser.add_argument("--extra", default="", help="flags appended to every recipe")
+    parser.add_argument("--seed", type=int, default=1, help="corpus and training seed")
+    parser.add_argument("--lm_alpha", type=float, default=0.93)
+    parser.add_argument("--lm_beta", type=float, default=1.18)
+    parser.add_argument("--beam_width", type=int, default=256)
+    args = parser.parse_args()
+    start = time.time()
+    work = os.path.abspath(args.work)
+    corpus_dir = os.path.join(work, "corpus")
+    if not os.path.exists(os.path.join(corpus_dir, "voices.txt")):
+        print(f"building the corpus in {corpus_dir} ...", file=sys.stderr, flush=True)
+        csvs = corpus.build(corpus_dir, seed=args.seed)
+    else:
+        csvs = {n: os.path.join(corpus_dir, f"{n}.csv")
+                for n in ("train", "dev") + TEST_SETS}  # fmt: skip
+    scorer = build_scorer(corpus_dir, work)
+    runs = [(n, recipe_flags(RECIPES[n])) for n in args.recipes.split(",") if n]
+    for spec in args.ablate:
+        name, _, flags = spec.partition("=")
+        runs.append((name, recipe_flags(RECIPES["small"]) + shlex.split(flags)))
+    for spec in args.custom:
+        name, _, flags = spec.partition("=")
+        runs.append((name, shlex.split(flags)))
+    all_results = []
+    for name, flags in runs:
+        flags = flags + shlex.split(args.extra)
+        print(f"training {name}: {shlex.join(flags)}", file=sys.stderr, flush=True)
+        result = run_recipe(name, flags, csvs, scorer, work, args)
+        all_results.append(result)
+        with open(os.path.join(work, "results.json"), "a", encoding="utf-8") as f:
+            f.write(json.dumps(result) + "\n")
+        print(format_table([result]), file=sys.stderr, flush=True)
+    print(format_table(all_results))
+    print(f"wall time: {(time.time() - start) / 60:.1f} min (machine: {os.cpu_count()} "
+          f"CPUs, load {os.getloadavg()[0]:.1f})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
