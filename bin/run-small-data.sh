@@ -12,10 +12,16 @@ cd "$(dirname "$0")/.."
 
 SMALL_DATA_FLAGS=(
   --feature_normalization utterance
-  --n_hidden 512
-  --dropout_rate 0.3
-  --learning_rate 0.001
-  --epochs 30
+  --n_hidden 128
+  --dropout_rate 0.2
+  --learning_rate 0.002
+  --lr_warmup_steps 200
+  --lr_decay cosine
+  --lr_decay_floor 0.05
+  --augment "frequency_mask[p=0.5,n=1:3,size=1:5,domain=features]"
+  --augment "time_mask[p=0.5,n=2,size=30~20,domain=features]"
+  --augment "add[p=0.3,stddev=0.1~0.05]"
+  --epochs 4
 )
 
 . bin/_python.sh  # sets PY: $PYTHON, else .venv/bin/python, else python3

@@ -125,3 +125,12 @@ def test_small_data_recipe_is_a_plain_list_of_existing_flags():
     assert values.n_hidden == 64
     cfg = Config.from_flags(values.flag_values_dict())
     assert cfg.features.feature_normalization == "utterance"
+
+
+def test_ablation_appends_or_removes_recipe_flags():
+    run = load("run")
+    recipe = ["--n_hidden", "128", "--augment", "a[p=1]", "--augment", "b", "--x", "1"]
+    assert run.ablate(recipe, ["--n_hidden", "64"]) == recipe + ["--n_hidden", "64"]
+    assert run.ablate(recipe, ["--without", "augment", "--y", "2"]) == [
+        "--n_hidden", "128", "--x", "1", "--y", "2"
+    ]  # fmt: skip

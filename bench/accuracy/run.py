@@ -24,6 +24,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+sys.path.insert(0, ROOT)
 
 import corpus  # noqa: E402
 
@@ -31,12 +32,12 @@ TEST_SETS = ("test-clean", "test-noise", "test-reverb", "test-seen")
 
 # The common geometry of every recipe: batch, epochs cap, the cache, quiet output.
 COMMON = (
-    "--train_batch_size 16 --dev_batch_size 32 --test_batch_size 32 "
+    "--train_batch_size 8 --dev_batch_size 32 --test_batch_size 32 "
     "--show_progressbar false --checkpoint_secs 100000 --max_to_keep 1"
 )
 # Today's defaults (DeepSpeech 0.9's recipe: raw MFCCs, dropout 0.05, lr 0.001, no
 # augmentation), with the width and epochs the benchmark's time budget allows.
-DEFAULT = "--n_hidden 256 --epochs 10"
+DEFAULT = "--n_hidden 128 --epochs 4"
 RECIPES = {
     "default": DEFAULT,
     # bin/run-small-data.sh's flags: kept in step by tests/test_accuracy_corpus.py
@@ -59,6 +60,38 @@ def small_data_flags(script: str):
     start = text.index("SMALL_DATA_FLAGS=(") + len("SMALL_DATA_FLAGS=(")
     body = text[start : text.index(")", start)]
     return shlex.split(body, comments=True)
+
+
+def cacheable(augment: str) -> bool:
+    """Whether an --augment spec works after the feature cache (features domain)."""
+    kind = augment.split("[")[0]
+    return "domain=features" in augment or (
+        kind in ("add", "multiply") and "domain=" not in augment
+    )
+
+
+def ablate(recipe, changes):
+    """``recipe`` with ``changes`` appended (later flags win); ``--without NAME`` in
+    ``changes`` removes every ``--NAME VALUE`` from the recipe instead (for repeated
+    flags such as --augment, which appending cannot undo)."""
+    out = list(recipe)
+    rest = []
+    it = iter(changes)
+    for token in it:
+        if token == "--without":
+            drop = "--" + next(it)
+            kept = []
+            i = 0
+            while i < len(out):
+                if out[i] == drop:
+                    i += 2
+                else:
+                    kept.append(out[i])
+                    i += 1
+            out = kept
+        else:
+            rest.append(token)
+    return out + rest
 
 
 def build_scorer(corpus_dir: str, out_dir: str) -> str:
@@ -106,11 +139,10 @@ def run_recipe(name, flags, csvs, scorer, work, args):
     os.makedirs(run_dir, exist_ok=True)
     log = os.path.join(run_dir, "log.txt")
     ckpt = os.path.join(run_dir, "checkpoints")
-    base = shlex.split(COMMON) + [
-        "--feature_cache", os.path.join(work, "feature_cache"),
-        "--checkpoint_dir", ckpt,
-        "--random_seed", str(args.seed),
-    ]  # fmt: skip
+    base = shlex.split(COMMON)
+    base += ["--checkpoint_dir", ckpt, "--random_seed", str(args.seed)]
+    if all(cacheable(a) for f, a in zip(flags, flags[1:]) if f == "--augment"):
+        base += ["--feature_cache", os.path.join(work, "feature_cache")]
     train_s = 0.0
     if not os.path.exists(os.path.join(run_dir, "trained")):
         train_s = deepspeech(
@@ -131,7 +163,8 @@ def run_recipe(name, flags, csvs, scorer, work, args):
             if decoding == "scorer" else ["--scorer_path", ""]  # fmt: skip
         deepspeech(
             base + ["--test_files", tests, "--test_output_file", out,
-                    "--load_evaluate", "best"] + flags + extra,
+                    "--load_evaluate", "best", "--limit_test", str(args.limit_test)]
+            + flags + extra,
             log,
         )  # fmt: skip
         results[decoding] = score(out, csvs)
@@ -139,7 +172,11 @@ def run_recipe(name, flags, csvs, scorer, work, args):
 
 
 def score(path, csvs):
-    """{test set: (WER, CER)} from a --test_output_file JSON (corpus-level rates)."""
+    """{test set: (WER, CER, n)} from a --test_output_file JSON: corpus-level rates
+    (edit distances summed over the set / reference lengths summed), with the
+    project's own word/char edit distances."""
+    from util.evaluate_tools import char_errors, word_errors
+
     with open(path, encoding="utf-8") as f:
         rows = json.load(f)
     by_file = {}
@@ -149,10 +186,10 @@ def score(path, csvs):
     for name in TEST_SETS:
         prefix = name + "-"
         sel = [r for f, r in by_file.items() if f.startswith(prefix)]
-        words = sum(r["word_length"] for r in sel)
-        chars = sum(r["char_length"] for r in sel)
-        w_err = sum(r["word_distance"] for r in sel)
-        c_err = sum(r["char_distance"] for r in sel)
+        w = [word_errors(r["src"], r["res"]) for r in sel]
+        c = [char_errors(r["src"], r["res"]) for r in sel]
+        w_err, words = sum(d for d, _ in w), sum(n for _, n in w)
+        c_err, chars = sum(d for d, _ in c), sum(n for _, n in c)
         out[name] = (w_err / max(words, 1), c_err / max(chars, 1), len(sel))
     return out
 
@@ -189,6 +226,8 @@ def main() -> None:
                         help="NAME=FLAGS: a recipe of its own")  # fmt: skip
     parser.add_argument("--extra", default="", help="flags appended to every recipe")
     parser.add_argument("--seed", type=int, default=1, help="corpus and training seed")
+    parser.add_argument("--limit_test", type=int, default=0,
+                        help="test the first N rows of each set (0: all)")  # fmt: skip
     parser.add_argument("--lm_alpha", type=float, default=0.93)
     parser.add_argument("--lm_beta", type=float, default=1.18)
     parser.add_argument("--beam_width", type=int, default=256)
@@ -206,7 +245,7 @@ def main() -> None:
     runs = [(n, recipe_flags(RECIPES[n])) for n in args.recipes.split(",") if n]
     for spec in args.ablate:
         name, _, flags = spec.partition("=")
-        runs.append((name, recipe_flags(RECIPES["small"]) + shlex.split(flags)))
+        runs.append((name, ablate(recipe_flags(RECIPES["small"]), shlex.split(flags))))
     for spec in args.custom:
         name, _, flags = spec.partition("=")
         runs.append((name, shlex.split(flags)))
