@@ -21,7 +21,7 @@ SMALL_DATA_FLAGS=(
   --augment "frequency_mask[p=0.5,n=1:3,size=1:5,domain=features]"
   --augment "time_mask[p=0.5,n=2,size=30~20,domain=features]"
   --augment "add[p=0.3,stddev=0.1~0.05]"
-  --epochs 4
+  --epochs 15
 )
 
 . bin/_python.sh  # sets PY: $PYTHON, else .venv/bin/python, else python3

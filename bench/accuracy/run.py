@@ -37,7 +37,7 @@ COMMON = (
 )
 # Today's defaults (DeepSpeech 0.9's recipe: raw MFCCs, dropout 0.05, lr 0.001, no
 # augmentation), with the width and epochs the benchmark's time budget allows.
-DEFAULT = "--n_hidden 128 --epochs 4"
+DEFAULT = "--n_hidden 128 --epochs 15"
 RECIPES = {
     "default": DEFAULT,
     # bin/run-small-data.sh's flags: kept in step by tests/test_accuracy_corpus.py
