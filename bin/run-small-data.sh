@@ -5,13 +5,12 @@
 #   bin/run-small-data.sh --train_files train.csv --dev_files dev.csv \
 #       --test_files test.csv --checkpoint_dir runs/mine
 # Later flags win, so e.g. "--n_hidden 1024" after these replaces the recipe's width.
-# bench/accuracy/run.py reads SMALL_DATA_FLAGS from this file: keep one flag (and its
+# bench/accuracy/run.py reads RECIPE from this file: keep one flag (and its
 # value) per line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SMALL_DATA_FLAGS=(
-  --feature_normalization utterance
+RECIPE=(
   --n_hidden 128
   --dropout_rate 0.2
   --learning_rate 0.002
@@ -25,5 +24,5 @@ SMALL_DATA_FLAGS=(
 )
 
 . bin/_python.sh  # sets PY: $PYTHON, else .venv/bin/python, else python3
-echo "run-small-data.sh: ${SMALL_DATA_FLAGS[*]} $*" >&2
-exec "$PY" DeepSpeech.py "${SMALL_DATA_FLAGS[@]}" "$@"
+echo "run-small-data.sh: ${RECIPE[*]} $*" >&2
+exec "$PY" DeepSpeech.py "${RECIPE[@]}" "$@"

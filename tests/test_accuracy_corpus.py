@@ -124,7 +124,7 @@ def test_small_data_recipe_is_a_plain_list_of_existing_flags():
     values(["DeepSpeech.py"] + recipe + ["--n_hidden", "64"])  # later flags win
     assert values.n_hidden == 64
     cfg = Config.from_flags(values.flag_values_dict())
-    assert cfg.features.feature_normalization == "utterance"
+    assert cfg.train.lr_decay == "cosine" and cfg.model.dropout_rate == 0.2
 
 
 def test_ablation_appends_or_removes_recipe_flags():

@@ -47,17 +47,17 @@ RECIPES = {
 
 def recipe_flags(spec: str):
     """Flags of a recipe: a flag string, or ``@script`` for the flags a run script
-    passes (its ``SMALL_DATA_FLAGS=(...)`` array)."""
+    passes (its ``RECIPE=(...)`` array)."""
     if spec.startswith("@"):
         return small_data_flags(os.path.join(ROOT, spec[1:]))
     return shlex.split(spec)
 
 
 def small_data_flags(script: str):
-    """The flags in the ``SMALL_DATA_FLAGS=( ... )`` array of bin/run-small-data.sh."""
+    """The flags in the ``RECIPE=( ... )`` array of bin/run-small-data.sh."""
     with open(script, encoding="utf-8") as f:
         text = f.read()
-    start = text.index("SMALL_DATA_FLAGS=(") + len("SMALL_DATA_FLAGS=(")
+    start = text.index("RECIPE=(") + len("RECIPE=(")
     body = text[start : text.index(")", start)]
     return shlex.split(body, comments=True)
 
@@ -161,12 +161,10 @@ def run_recipe(name, flags, csvs, scorer, work, args):
         extra = ["--scorer_path", scorer, "--lm_alpha", str(args.lm_alpha),
                  "--lm_beta", str(args.lm_beta), "--beam_width", str(args.beam_width)] \
             if decoding == "scorer" else ["--scorer_path", ""]  # fmt: skip
-        deepspeech(
-            base + ["--test_files", tests, "--test_output_file", out,
-                    "--load_evaluate", "best", "--limit_test", str(args.limit_test)]
-            + flags + extra,
-            log,
-        )  # fmt: skip
+        test = ["--test_files", tests, "--test_output_file", out, "--load_evaluate",
+                "best", "--limit_test", str(args.limit_test)]  # fmt: skip
+        if not os.path.exists(out):  # a finished test is not redone
+            deepspeech(base + test + flags + extra, log)
         results[decoding] = score(out, csvs)
     return results
 
