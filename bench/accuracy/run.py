@@ -2,7 +2,7 @@
 
     python bench/accuracy/run.py                       # the small-data recipe
     python bench/accuracy/run.py --recipes default,small
-    python bench/accuracy/run.py --ablate "no-norm=--feature_normalization none"
+    python bench/accuracy/run.py --ablate "no-aug=--without augment"
 
 Needs the synthesis engines (``apt-get install espeak-ng flite festival
 festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts``) and the KenLM tools (``make
