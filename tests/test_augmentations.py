@@ -147,6 +147,8 @@ def test_good_specs_and_defaults_as_ds09():
         ("reverb[domain=signal]", "no parameter 'domain'"),
         ("overlay[snr=3]", "overlay needs source="),
         ("volume[dbfs=3~-1]", "radius"),
+        ("codec[bitrate=3000~2800]", "bitrate: 3000~2800 reaches 200..5800"),
+        ("resample[rate=8000:0]", "rate: 8000:0 reaches 0..8000"),
     ],
 )
 def test_bad_specs_name_the_flag_the_spec_and_the_part(spec, part):

@@ -90,6 +90,17 @@ class ValueRange:
         value = rng.uniform(center - self.r, center + self.r) if self.r else center
         return int(round(value)) if self.integer else float(value)
 
+    def check_within(self, name: str, low: Number, high: Number) -> None:
+        """ValueError naming ``name`` unless every value it can take is in
+        [low, high] (so a bad range fails at start-up, not mid-training)."""
+        lowest = min(self.start, self.end) - self.r
+        highest = max(self.start, self.end) + self.r
+        if lowest < low or highest > high:
+            raise ValueError(
+                f"{name}: {self} reaches {lowest:g}..{highest:g}; it must stay "
+                f"within {low:g}..{high:g}"
+            )
+
     def __str__(self) -> str:
         text = str(self.start) if self.start == self.end else f"{self.start}:{self.end}"
         return text + (f"~{self.r}" if self.r else "")
@@ -191,6 +202,10 @@ class Resample(Augmentation):
     DOMAINS = ("sample",)
     PARSERS = {"rate": _int_range}
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.rate.check_within("rate", 1000, 192000)  # Hz
+
 
 @dataclass(frozen=True)
 class Codec(Augmentation):
@@ -200,6 +215,10 @@ class Codec(Augmentation):
     KIND = "codec"
     DOMAINS = ("sample",)
     PARSERS = {"bitrate": _int_range}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.bitrate.check_within("bitrate", 500, 512000)  # Opus's bit/s range
 
 
 @dataclass(frozen=True)
@@ -335,7 +354,10 @@ def parse_augmentation(spec: str) -> Augmentation:
         values[name] = _parse_value(cls, name, text, bad)
     if cls is Overlay and "source" not in values:
         raise bad("overlay needs source=<.csv or .sdb of noise or speech>")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as err:
+        raise bad(str(err)) from None
 
 
 def _parse_value(cls: type, name: str, text: str, bad: Any) -> Any:
