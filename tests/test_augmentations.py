@@ -384,6 +384,21 @@ def test_overlay_source_errors_name_the_spec(tmp_path):
         augment_sample.SampleAugmenter(overlay, RATE, lambda ref, rate: np.zeros(1))
 
 
+def test_undecodable_overlay_source_is_skipped_with_a_warning(tmp_path, caplog):
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not really a wav")
+    source = tmp_path / "noise.csv"
+    source.write_text(f"wav_filename,wav_filesize,transcript\n{broken},0,\n")
+    augmenter = augment_sample.SampleAugmenter(
+        parse_augmentations([f"overlay[source={source}]"]), RATE,
+        feeding.read_sample_audio,
+    )  # fmt: skip
+    audio = np.full(1000, 0.1, np.float32)
+    out = augmenter.apply(audio, 0.0, lambda k: np.random.default_rng(k))
+    np.testing.assert_array_equal(out, audio)
+    assert any("broken.wav" in r.getMessage() for r in caplog.records)
+
+
 # -- bin/play.py and bin/data_set_tool.py --augment ----------------------------------
 
 

@@ -24,8 +24,10 @@ from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 import soxr
+from absl import logging
 
 from util import sample_collections
+from util.audio import AudioError
 from util.augmentations import (
     Augmentation,
     AugmentationError,
@@ -84,7 +86,7 @@ class SampleAugmenter:
             if isinstance(aug, Overlay)
         }  # fmt: skip
         self._read = functools.lru_cache(NOISE_CACHE)(
-            lambda ref: np.asarray(read(ref, sample_rate), np.float32)
+            functools.partial(_read_source, read, sample_rate)
         )
 
     def __bool__(self) -> bool:
@@ -206,6 +208,16 @@ def codec(audio: np.ndarray, rate: int, bitrate: int) -> np.ndarray:
     )
     decoded = np.asarray(decoded, np.float32).reshape(len(decoded), -1)[:, 0]
     return np.pad(decoded[: len(audio)], (0, max(0, len(audio) - len(decoded))))
+
+
+def _read_source(read: Reader, sample_rate: int, ref: str) -> np.ndarray:
+    """An overlay source sample, or no samples (skipped, with a warning naming it)
+    when it does not decode: a bad noise file must not stop a training run."""
+    try:
+        return np.asarray(read(ref, sample_rate), np.float32)
+    except AudioError as err:
+        logging.warning("--augment overlay: skipping source sample %s: %s", ref, err)
+        return np.zeros([0], np.float32)
 
 
 def _source_refs(aug: Overlay) -> List[str]:
