@@ -14,7 +14,7 @@ import pytest
 from absl import flags
 
 from util import flags as ds_flags
-from util.config import DS09_IGNORED, DS09_NOT_YET, Config, ds09_warnings
+from util.config import DS09_IGNORED, Config, ds09_warnings
 
 DS093_FLAGS = os.path.join(
     os.path.dirname(__file__), "data", "ds093", "deepspeech_0.9.3_flags.py"
@@ -96,19 +96,6 @@ def test_per_layer_dropout_follows_09_rules():
         parse("--dropout_rate=0.1", "--dropout_rate3=0.3", "--dropout_rate6=0.6")
     )
     assert [cfg.model.dropout_for(n) for n in (1, 2, 3, 5)] == [0.1, 0.1, 0.3, 0.6]
-
-
-@pytest.mark.parametrize("name", sorted(DS09_NOT_YET))
-def test_not_yet_implemented_flags_fail_with_one_line(name):
-    default = DS09_NOT_YET[name][0]
-    arg = (
-        f"--{name}=volume[p=0.1]"
-        if default is None
-        else f"--{name}" if isinstance(default, bool) else f"--{name}=2"
-    )
-    with pytest.raises(ValueError, match=f"--{name}: .* not available yet") as err:
-        Config.from_flags(parse(arg))
-    assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("name", sorted(DS09_IGNORED))

@@ -14,7 +14,6 @@ from util import flags as ds_flags
 from util.config import (
     CONFIG_FORMAT_VERSION,
     DS09_IGNORED,
-    DS09_NOT_YET,
     CheckpointConfig,
     Config,
     DataConfig,
@@ -51,8 +50,8 @@ EDGE_FLAGS = {
     "rnn_hidden_layers",
     "is_bidirectional",
 }
-# DeepSpeech 0.9 flags read by Config.from_flags's checks (refused or warned about).
-DS09_FLAGS = set(DS09_IGNORED) | set(DS09_NOT_YET)
+# DeepSpeech 0.9 flags read by Config.from_flags's checks (warned about).
+DS09_FLAGS = set(DS09_IGNORED)
 FIXED_FIELDS = {
     "n_mfcc",
     "n_filterbank",

@@ -567,7 +567,6 @@ class Config:
         Raises ValueError naming the flag when a value is invalid.
         """
         ckpt_dir = f["checkpoint_dir"] or _default_dir("checkpoints")
-        check_ds09_flags(f)
         return cls(
             features=_features_from_flags(f),
             model=_section(ModelConfig, f, **_layer_dropout(f)),
@@ -716,10 +715,6 @@ DS09_IGNORED: Dict[str, Tuple[Any, str]] = {
     "lm_beta_max": (5.0, "only lm_optimizer.py uses it"),
 }
 
-# Flags another open issue implements: name -> (0.9 default, the one-line error).
-# None left: --augment and --bytes_output_mode (issue 14) were the last.
-DS09_NOT_YET: Dict[str, Tuple[Any, str]] = {}
-
 _FILE_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)b?\s*$", re.IGNORECASE)
 _FILE_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -733,13 +728,6 @@ def parse_file_size(text: str, flag: str) -> int:
             "GB or TB suffix, e.g. 1MB"
         )
     return int(match.group(1)) * _FILE_SIZE_UNITS[match.group(2).lower()]
-
-
-def check_ds09_flags(f: Mapping[str, Any]) -> None:
-    """Raise ValueError for a 0.9 flag set to a value this version cannot honour yet."""
-    for name, (default, why) in DS09_NOT_YET.items():
-        if name in f and f[name] not in (default, [], ()):
-            raise ValueError(f"--{name}: {why} (see doc/DEEPSPEECH09.rst)")
 
 
 def ds09_warnings(f: Mapping[str, Any]) -> List[str]:

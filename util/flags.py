@@ -714,8 +714,7 @@ def _define_ds09_flags(flag_values: flags.FlagValues) -> None:
     """DeepSpeech 0.9.3 flags that the sections above do not define (issue 12).
 
     Every 0.9.3 flag is accepted with its 0.9 meaning; ``util.config.DS09_IGNORED``
-    and ``util.config.DS09_NOT_YET`` say which ones only warn or are refused for now,
-    and doc/DEEPSPEECH09.rst gives the reasons.
+    says which ones only warn, and doc/DEEPSPEECH09.rst gives the reasons.
     """
     # sphinx-doc: ds09_data_flags_start
     F.DEFINE_string(
