@@ -4,19 +4,22 @@ Only the recurrent product ``h_{t-1} W_h`` is sequential; the input half of ever
 is precomputed for all steps by the caller as one large matmul. Autodiff through a
 ``tf.while_loop`` would, per step, compute the recurrent-kernel gradient as a skinny
 ``[H, B] x [B, 4H]`` product and accumulate it; here the backward loop carries only
-``dgates_t W_h^T`` and the kernel gradient is ONE ``[H, T*B] x [T*B, 4H]`` matmul after
-the loop, which runs near the machine's matmul peak (bench/README.md).
+``dgates_t W_h^T`` and the kernel gradient is ONE ``[H, T*B] x [T*B, 4H]`` matmul per
+direction after the loop, which runs near the machine's matmul peak (bench/README.md).
 
 Layout: time-major ``[T, D, B, ...]`` with D independent directions stepped together
 (their recurrent products are one batched matmul per step). Gate order i, j, f, o
 (input, candidate, forget, output) as TF1's LSTMBlockCell, which DeepSpeech used.
 """
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import tensorflow as tf
 
 N_GATES = 4
+# Column blocks per direction of the recurrent products in the training loops when
+# several directions step together (_kernel_blocks).
+DIRECTION_BLOCKS = 2
 
 
 def lstm_sequence(
@@ -78,9 +81,7 @@ def _lstm_sequence(projected, recurrent_kernel):
 
     def grad(d_hs):
         d_gates = _backward(d_hs, cs, acts, recurrent_kernel)  # [T, D, B, 4H]
-        h_prev = tf.concat([tf.zeros_like(hs[:1]), hs[:-1]], axis=0)  # [T, D, B, H]
-        d_kernel = tf.einsum("tdbh,tdbg->dhg", h_prev, d_gates)
-        return d_gates, d_kernel
+        return d_gates, kernel_gradient(hs, d_gates, recurrent_kernel.shape[0])
 
     return hs, grad
 
@@ -95,6 +96,62 @@ def recurrent_product(h: tf.Tensor, kernels) -> tf.Tensor:
     if len(kernels) == 1:
         return tf.matmul(h[0], kernels[0])[tf.newaxis]
     return tf.stack([tf.matmul(x, k) for x, k in zip(tf.unstack(h), kernels)])
+
+
+def _kernel_blocks(kernel: tf.Tensor) -> List[List[tf.Tensor]]:
+    """[D, K, N] -> per direction, its kernel in column blocks for the training loops.
+
+    Several directions step together and their products run concurrently on
+    TensorFlow's inter-op threads. At bi-256 one direction's ``[16, 256] x [256,
+    1024]`` product (and the backward loop's ``[16, 1024] x [1024, 256]``) is just
+    above the operand size under which TensorFlow's oneDNN matmul runs on the calling
+    thread (about the L2 cache: ``ExecuteSingleThreadedGemm`` in
+    ``mkl_matmul_ops_common.h``), so both directions' products spread over both cores
+    at once and wait on each other; in two column blocks each runs on one thread, next
+    to the other direction's, and the training loops took 13-15 % less time on 2 cores
+    (bench/README.md). One direction, or a dynamic width, keeps one block.
+    """
+    n = kernel.shape[-1]
+    if kernel.shape[0] == 1 or n is None or n < DIRECTION_BLOCKS:
+        return [[k] for k in tf.unstack(kernel)]
+    sizes = [n // DIRECTION_BLOCKS] * (DIRECTION_BLOCKS - 1)
+    sizes.append(n - sum(sizes))
+    return [tf.split(k, sizes, axis=-1) for k in tf.unstack(kernel)]
+
+
+def _blocked_product(h: tf.Tensor, blocks: List[List[tf.Tensor]]) -> tf.Tensor:
+    """[D, B, K] x per direction [K, N_i] column blocks -> [D, B, sum N_i]."""
+    if all(len(b) == 1 for b in blocks):
+        return recurrent_product(h, [b[0] for b in blocks])
+    return tf.stack(
+        [
+            tf.concat([tf.matmul(x, k) for k in ks], axis=-1)
+            for x, ks in zip(tf.unstack(h), blocks)
+        ]
+    )
+
+
+def kernel_gradient(hs: tf.Tensor, d_gates: tf.Tensor, n_dir: int) -> tf.Tensor:
+    """Recurrent-kernel gradient sum_t h_{t-1}^T d_gates_t: [T, D, B, H] x [T, D, B, G]
+    -> [D, H, G], with h_{-1} = 0; ``n_dir`` = D, static.
+
+    One 2-D ``[H, (T-1) B] x [(T-1) B, G]`` MatMul per direction. The same product as
+    ``tf.einsum("tdbh,tdbg->dhg", ...)`` ran as one ``_MklEinsum`` at about half the
+    rate (bench/README.md), and h_{-1} = 0 needs no shifted copy of ``hs``.
+    """
+    n_cell, n_gates = tf.shape(hs)[-1], tf.shape(d_gates)[-1]
+    return tf.stack(
+        [
+            tf.matmul(
+                tf.reshape(h[:-1], [-1, n_cell]),
+                tf.reshape(g[1:], [-1, n_gates]),
+                transpose_a=True,
+            )
+            for h, g in zip(
+                tf.unstack(hs, n_dir, axis=1), tf.unstack(d_gates, n_dir, axis=1)
+            )
+        ]
+    )
 
 
 def _gate_scale(kernel: tf.Tensor) -> tf.Tensor:
@@ -118,14 +175,14 @@ def _forward(projected, kernel) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     n_steps = tf.shape(projected)[0]
     n_cell = tf.shape(kernel)[1]
     scale = _gate_scale(kernel)
-    kernels = tf.unstack(kernel)
+    kernels = _kernel_blocks(kernel)
     state_shape = tf.stack([tf.shape(projected)[1], tf.shape(projected)[2], n_cell])
     arrays = [tf.TensorArray(projected.dtype, size=n_steps) for _ in range(3)]
 
     def step(t, h, c, hs, cs, acts):
         # projected[t] slices the captured tensor; TensorArray.unstack would first copy
         # the whole [T, D, B, 4H] projection.
-        gates = projected[t] + recurrent_product(h, kernels)
+        gates = projected[t] + _blocked_product(h, kernels)
         # One sigmoid for all four gates; the candidate gate becomes tanh via the scale.
         a = tf.sigmoid(gates * scale) * scale - (scale - 1.0)
         i, j, f, o = tf.split(a, N_GATES, axis=-1)
@@ -147,7 +204,7 @@ def _backward(d_hs, cs, acts, kernel) -> tf.Tensor:
     # d activation / d pre-activation: sigmoid' = a(1-a); for j, tanh' = (1-a)(1+a).
     offset = scale - 1.0
     # Transposed once here: a per-step MatMul with transpose_b ran several times slower.
-    kernels_t = tf.unstack(tf.transpose(kernel, [0, 2, 1]))  # D x [4H, H]
+    kernels_t = _kernel_blocks(tf.transpose(kernel, [0, 2, 1]))  # D x [4H, H]
     d_gates = tf.TensorArray(d_hs.dtype, size=n_steps)
     zeros = tf.zeros_like(d_hs[0])
 
@@ -161,7 +218,7 @@ def _backward(d_hs, cs, acts, kernel) -> tf.Tensor:
         dc = dc_next + dh * o * (1.0 - tanh_c * tanh_c)
         d_act = tf.concat([dc * j, dc * i, dc * c_prev, dh * tanh_c], axis=-1)
         d_pre = d_act * (1.0 - a) * (a + offset)
-        dh_prev = recurrent_product(d_pre, kernels_t)
+        dh_prev = _blocked_product(d_pre, kernels_t)
         return t - 1, dh_prev, dc * f, d_gates.write(t, d_pre)
 
     _, _, _, d_gates = tf.while_loop(

@@ -131,11 +131,12 @@ class DeepSpeechModel(tf.Module):
             )  # [T, 2, B, 4H]
         kernels = tf.stack([_cast(w.recurrent_kernel, x) for w in self.lstm])
         hs = lstm_sequence(projected, kernels, training)  # [T, D, B, H]
+        # unstack, not hs[:, d]: the gradient of a strided slice is a zero-filled
+        # [T, D, B, H] tensor per direction (StridedSliceGrad), of unstack one stack.
+        hs = tf.unstack(hs, self.n_directions, axis=1)
         if self.n_directions == 1:
-            return hs[:, 0]
-        return tf.concat(
-            [hs[:, 0], reverse_within_lengths(hs[:, 1], features_len)], axis=-1
-        )
+            return hs[0]
+        return tf.concat([hs[0], reverse_within_lengths(hs[1], features_len)], axis=-1)
 
     def recurrent_cudnn(
         self, x: tf.Tensor, features_len: tf.Tensor, training: bool = False

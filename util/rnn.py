@@ -3,8 +3,9 @@
 The same scheme as util/lstm.py: the caller projects the inputs of every step at once
 (one large matmul), the loop does only the recurrent product, and the gradient is a
 reverse loop that carries ``d_gates W_h^T`` while the recurrent-kernel gradient is ONE
-``[H, T*B] x [T*B, G*H]`` matmul after it. Autodiff through a ``tf.while_loop`` would
-accumulate a skinny per-step kernel gradient instead (bench/README.md).
+``[H, T*B] x [T*B, G*H]`` matmul per direction after it (``util.lstm.kernel_gradient``).
+Autodiff through a ``tf.while_loop`` would accumulate a skinny per-step kernel gradient
+instead (bench/README.md).
 
 Layout: time-major ``[T, D, B, ...]``, D independent directions stepped together.
 
@@ -22,7 +23,7 @@ from typing import Optional, Tuple
 
 import tensorflow as tf
 
-from util.lstm import recurrent_product
+from util.lstm import kernel_gradient, recurrent_product
 
 GRU_GATES = 3
 RNN_GATES = 1
@@ -90,7 +91,7 @@ def _gru_sequence(projected, kernel, recurrent_bias):
     def grad(d_hs):
         h_prev = tf.concat([tf.zeros_like(hs[:1]), hs[:-1]], axis=0)  # [T, D, B, H]
         d_x, d_hh = _gru_backward(d_hs, h_prev, acts, hns, kernel)
-        d_kernel = tf.einsum("tdbh,tdbg->dhg", h_prev, d_hh)
+        d_kernel = kernel_gradient(hs, d_hh, kernel.shape[0])
         return d_x, d_kernel, tf.reduce_sum(d_hh, axis=[0, 2])
 
     return hs, grad
@@ -190,7 +191,6 @@ def _rnn_sequence(projected, kernel):
             lambda t, *_: t >= 0, step, (n_steps - 1, tf.zeros_like(d_hs[0]), d_pres)
         )
         d_pre = d_pres.stack()
-        h_prev = tf.concat([tf.zeros_like(hs[:1]), hs[:-1]], axis=0)
-        return d_pre, tf.einsum("tdbh,tdbg->dhg", h_prev, d_pre)
+        return d_pre, kernel_gradient(hs, d_pre, kernel.shape[0])
 
     return hs, grad
