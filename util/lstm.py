@@ -36,8 +36,27 @@ def lstm_sequence(
     returns : float32 [T, D, B, H]. Zero initial state.
     """
     if training:
-        return _lstm_sequence(projected, recurrent_kernel)
+        n_dir = recurrent_kernel.shape[0]
+        return stack_directions(
+            lstm_directions(split_directions(projected, n_dir), recurrent_kernel)
+        )
     return lstm_inference(projected, recurrent_kernel)[0]
+
+
+def lstm_directions(
+    projected: List[tf.Tensor], recurrent_kernel: tf.Tensor, training: bool = True
+) -> List[tf.Tensor]:
+    """:func:`lstm_sequence` with the directions as separate tensors: D x [T, B, 4H]
+    -> D x [T, B, H].
+
+    The training loops step each direction with its own ops (:func:`_forward`), so
+    taking and returning them separately spares a [T, D, B, ...] copy each way, in the
+    forward pass and in the gradient.
+    """
+    if not training:
+        hs = lstm_inference(stack_directions(projected), recurrent_kernel)[0]
+        return split_directions(hs, len(projected))
+    return list(_lstm_directions(recurrent_kernel, *projected))
 
 
 def lstm_inference(
@@ -76,14 +95,29 @@ def lstm_inference(
 
 
 @tf.custom_gradient
-def _lstm_sequence(projected, recurrent_kernel):
-    hs, cs, acts = _forward(projected, recurrent_kernel)
+def _lstm_directions(recurrent_kernel, *projected):
+    hs, cs, acts = _forward(list(projected), recurrent_kernel)
 
-    def grad(d_hs):
-        d_gates = _backward(d_hs, cs, acts, recurrent_kernel)  # [T, D, B, 4H]
-        return d_gates, kernel_gradient(hs, d_gates, recurrent_kernel.shape[0])
+    def grad(*d_hs):
+        d_hs = [tf.zeros_like(h) if d is None else d for h, d in zip(hs, d_hs)]
+        d_gates = _backward(d_hs, cs, acts, recurrent_kernel)
+        return (kernel_gradient(hs, d_gates), *d_gates)
 
     return hs, grad
+
+
+def split_directions(x: tf.Tensor, n_dir: int) -> List[tf.Tensor]:
+    """[T, D, B, ...] -> D x [T, B, ...]; D static (one direction: a reshape)."""
+    if n_dir == 1:
+        return [tf.squeeze(x, 1)]
+    return tf.unstack(x, n_dir, axis=1)
+
+
+def stack_directions(xs: List[tf.Tensor]) -> tf.Tensor:
+    """D x [T, B, ...] -> [T, D, B, ...], the inverse of :func:`split_directions`."""
+    if len(xs) == 1:
+        return tf.expand_dims(xs[0], 1)
+    return tf.stack(xs, axis=1)
 
 
 def recurrent_product(h: tf.Tensor, kernels) -> tf.Tensor:
@@ -119,37 +153,29 @@ def _kernel_blocks(kernel: tf.Tensor) -> List[List[tf.Tensor]]:
     return [tf.split(k, sizes, axis=-1) for k in tf.unstack(kernel)]
 
 
-def _blocked_product(h: tf.Tensor, blocks: List[List[tf.Tensor]]) -> tf.Tensor:
-    """[D, B, K] x per direction [K, N_i] column blocks -> [D, B, sum N_i]."""
-    if all(len(b) == 1 for b in blocks):
-        return recurrent_product(h, [b[0] for b in blocks])
-    return tf.stack(
-        [
-            tf.concat([tf.matmul(x, k) for k in ks], axis=-1)
-            for x, ks in zip(tf.unstack(h), blocks)
-        ]
-    )
+def _blocked_matmul(x: tf.Tensor, blocks: List[tf.Tensor]) -> tf.Tensor:
+    """[B, K] x [K, N_i] column blocks -> [B, sum N_i]."""
+    if len(blocks) == 1:
+        return tf.matmul(x, blocks[0])
+    return tf.concat([tf.matmul(x, k) for k in blocks], axis=-1)
 
 
-def kernel_gradient(hs: tf.Tensor, d_gates: tf.Tensor, n_dir: int) -> tf.Tensor:
-    """Recurrent-kernel gradient sum_t h_{t-1}^T d_gates_t: [T, D, B, H] x [T, D, B, G]
-    -> [D, H, G], with h_{-1} = 0; ``n_dir`` = D, static.
+def kernel_gradient(hs: List[tf.Tensor], d_gates: List[tf.Tensor]) -> tf.Tensor:
+    """Recurrent-kernel gradient sum_t h_{t-1}^T d_gates_t, with h_{-1} = 0: per
+    direction hs [T, B, H] and d_gates [T, B, G] -> [D, H, G].
 
     One 2-D ``[H, (T-1) B] x [(T-1) B, G]`` MatMul per direction. The same product as
     ``tf.einsum("tdbh,tdbg->dhg", ...)`` ran as one ``_MklEinsum`` at about half the
     rate (bench/README.md), and h_{-1} = 0 needs no shifted copy of ``hs``.
     """
-    n_cell, n_gates = tf.shape(hs)[-1], tf.shape(d_gates)[-1]
     return tf.stack(
         [
             tf.matmul(
-                tf.reshape(h[:-1], [-1, n_cell]),
-                tf.reshape(g[1:], [-1, n_gates]),
+                tf.reshape(h[:-1], [-1, tf.shape(h)[-1]]),
+                tf.reshape(g[1:], [-1, tf.shape(g)[-1]]),
                 transpose_a=True,
             )
-            for h, g in zip(
-                tf.unstack(hs, n_dir, axis=1), tf.unstack(d_gates, n_dir, axis=1)
-            )
+            for h, g in zip(hs, d_gates)
         ]
     )
 
@@ -170,58 +196,85 @@ def _gate_scale(kernel: tf.Tensor) -> tf.Tensor:
     return tf.constant(scale, kernel.dtype)
 
 
-def _forward(projected, kernel) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """returns hs, cs [T, D, B, H] and gate activations acts [T, D, B, 4H]."""
-    n_steps = tf.shape(projected)[0]
-    n_cell = tf.shape(kernel)[1]
+def _forward(inputs: List[tf.Tensor], kernel: tf.Tensor) -> Tuple[List, List, List]:
+    """inputs : per direction its projection [T, B, 4H]; kernel : [D, H, 4H].
+
+    returns per direction hs, cs [T, B, H] and gate activations acts [T, B, 4H].
+
+    Each direction's ops in the loop are its own ([B, ...], not one [D, B, ...] op for
+    all): TensorFlow's inter-op threads run the directions side by side, and each op is
+    small enough for one thread, where a [D, B, ...] op was split over the cores and
+    waited on them every step (bench/README.md).
+    """
+    n_steps = tf.shape(inputs[0])[0]
     scale = _gate_scale(kernel)
-    kernels = _kernel_blocks(kernel)
-    state_shape = tf.stack([tf.shape(projected)[1], tf.shape(projected)[2], n_cell])
-    arrays = [tf.TensorArray(projected.dtype, size=n_steps) for _ in range(3)]
-
-    def step(t, h, c, hs, cs, acts):
-        # projected[t] slices the captured tensor; TensorArray.unstack would first copy
-        # the whole [T, D, B, 4H] projection.
-        gates = projected[t] + _blocked_product(h, kernels)
-        # One sigmoid for all four gates; the candidate gate becomes tanh via the scale.
-        a = tf.sigmoid(gates * scale) * scale - (scale - 1.0)
-        i, j, f, o = tf.split(a, N_GATES, axis=-1)
-        c = f * c + i * j
-        h = o * tf.tanh(c)
-        return t + 1, h, c, hs.write(t, h), cs.write(t, c), acts.write(t, a)
-
-    zeros = tf.zeros(state_shape, projected.dtype)
-    _, _, _, hs, cs, acts = tf.while_loop(
-        lambda t, *_: t < n_steps, step, (0, zeros, zeros, *arrays)
+    blocks = _kernel_blocks(kernel)
+    zeros = tf.zeros(
+        tf.stack([tf.shape(inputs[0])[1], tf.shape(kernel)[1]]), inputs[0].dtype
     )
-    return hs.stack(), cs.stack(), acts.stack()
+    arrays = [
+        tuple(tf.TensorArray(zeros.dtype, size=n_steps) for _ in range(3))
+        for _ in inputs
+    ]
+
+    def step(t, states, arrays):
+        new_states, new_arrays = [], []
+        for x, k, (h, c), (hs, cs, acts) in zip(inputs, blocks, states, arrays):
+            # x[t] slices the captured tensor; TensorArray.unstack would first copy
+            # the whole [T, B, 4H] projection.
+            gates = x[t] + _blocked_matmul(h, k)
+            # One sigmoid for all four gates; the candidate gate becomes tanh via the
+            # scale.
+            a = tf.sigmoid(gates * scale) * scale - (scale - 1.0)
+            i, j, f, o = tf.split(a, N_GATES, axis=-1)
+            c = f * c + i * j
+            h = o * tf.tanh(c)
+            new_states.append((h, c))
+            new_arrays.append((hs.write(t, h), cs.write(t, c), acts.write(t, a)))
+        return t + 1, new_states, new_arrays
+
+    _, _, arrays = tf.while_loop(
+        lambda t, *_: t < n_steps,
+        step,
+        (0, [(zeros, zeros) for _ in inputs], arrays),
+    )
+    hs, cs, acts = ([a.stack() for a in direction] for direction in zip(*arrays))
+    return hs, cs, acts
 
 
-def _backward(d_hs, cs, acts, kernel) -> tf.Tensor:
-    """Gradient w.r.t. the pre-activation gates [T, D, B, 4H]: a reverse time loop."""
-    n_steps = tf.shape(d_hs)[0]
+def _backward(d_hs: List, cs: List, acts: List, kernel: tf.Tensor) -> List[tf.Tensor]:
+    """Per direction, the gradient w.r.t. the pre-activation gates [T, B, 4H]: a
+    reverse time loop, each direction's ops its own as in :func:`_forward`."""
+    n_steps = tf.shape(d_hs[0])[0]
     scale = _gate_scale(kernel)
     # d activation / d pre-activation: sigmoid' = a(1-a); for j, tanh' = (1-a)(1+a).
     offset = scale - 1.0
     # Transposed once here: a per-step MatMul with transpose_b ran several times slower.
-    kernels_t = _kernel_blocks(tf.transpose(kernel, [0, 2, 1]))  # D x [4H, H]
-    d_gates = tf.TensorArray(d_hs.dtype, size=n_steps)
-    zeros = tf.zeros_like(d_hs[0])
+    blocks = _kernel_blocks(tf.transpose(kernel, [0, 2, 1]))  # D x [4H, H]
+    zeros = tf.zeros_like(d_hs[0][0])
+    d_gates = [tf.TensorArray(zeros.dtype, size=n_steps) for _ in d_hs]
 
-    def step(t, dh_next, dc_next, d_gates):
-        a = acts[t]
-        i, j, f, o = tf.split(a, N_GATES, axis=-1)
-        c = cs[t]
-        c_prev = tf.where(t > 0, cs[tf.maximum(t - 1, 0)], zeros)
-        tanh_c = tf.tanh(c)
-        dh = d_hs[t] + dh_next
-        dc = dc_next + dh * o * (1.0 - tanh_c * tanh_c)
-        d_act = tf.concat([dc * j, dc * i, dc * c_prev, dh * tanh_c], axis=-1)
-        d_pre = d_act * (1.0 - a) * (a + offset)
-        dh_prev = _blocked_product(d_pre, kernels_t)
-        return t - 1, dh_prev, dc * f, d_gates.write(t, d_pre)
+    def step(t, states, d_gates):
+        new_states, new_d_gates = [], []
+        for d_h, c_d, a_d, k, (dh_next, dc_next), out in zip(
+            d_hs, cs, acts, blocks, states, d_gates
+        ):
+            a = a_d[t]
+            i, j, f, o = tf.split(a, N_GATES, axis=-1)
+            c = c_d[t]
+            c_prev = tf.where(t > 0, c_d[tf.maximum(t - 1, 0)], zeros)
+            tanh_c = tf.tanh(c)
+            dh = d_h[t] + dh_next
+            dc = dc_next + dh * o * (1.0 - tanh_c * tanh_c)
+            d_act = tf.concat([dc * j, dc * i, dc * c_prev, dh * tanh_c], axis=-1)
+            d_pre = d_act * (1.0 - a) * (a + offset)
+            new_states.append((_blocked_matmul(d_pre, k), dc * f))
+            new_d_gates.append(out.write(t, d_pre))
+        return t - 1, new_states, new_d_gates
 
-    _, _, _, d_gates = tf.while_loop(
-        lambda t, *_: t >= 0, step, (n_steps - 1, zeros, zeros, d_gates)
+    _, _, d_gates = tf.while_loop(
+        lambda t, *_: t >= 0,
+        step,
+        (n_steps - 1, [(zeros, zeros) for _ in d_hs], d_gates),
     )
-    return d_gates.stack()
+    return [g.stack() for g in d_gates]

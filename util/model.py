@@ -30,7 +30,7 @@ import tensorflow as tf
 from util import cudnn_rnn
 from util.config import DROPOUT_LAYERS, ModelConfig
 from util.lstm import N_GATES as LSTM_GATES
-from util.lstm import lstm_sequence
+from util.lstm import lstm_directions
 
 
 class DeepSpeechModel(tf.Module):
@@ -122,18 +122,12 @@ class DeepSpeechModel(tf.Module):
         direction reads each utterance reversed within its own length, so padding never
         reaches its state.
         """
-        if self.n_directions == 1:
-            projected = self.lstm[0].project(x)[:, tf.newaxis]  # [T, 1, B, 4H]
-        else:
-            reversed_x = reverse_within_lengths(x, features_len)
-            projected = tf.stack(
-                [self.lstm[0].project(x), self.lstm[1].project(reversed_x)], axis=1
-            )  # [T, 2, B, 4H]
+        inputs = [x]
+        if self.n_directions == 2:
+            inputs.append(reverse_within_lengths(x, features_len))
+        projected = [w.project(i) for w, i in zip(self.lstm, inputs)]  # D x [T, B, 4H]
         kernels = tf.stack([_cast(w.recurrent_kernel, x) for w in self.lstm])
-        hs = lstm_sequence(projected, kernels, training)  # [T, D, B, H]
-        # unstack, not hs[:, d]: the gradient of a strided slice is a zero-filled
-        # [T, D, B, H] tensor per direction (StridedSliceGrad), of unstack one stack.
-        hs = tf.unstack(hs, self.n_directions, axis=1)
+        hs = lstm_directions(projected, kernels, training)  # D x [T, B, H]
         if self.n_directions == 1:
             return hs[0]
         return tf.concat([hs[0], reverse_within_lengths(hs[1], features_len)], axis=-1)

@@ -23,7 +23,7 @@ from typing import Optional, Tuple
 
 import tensorflow as tf
 
-from util.lstm import kernel_gradient, recurrent_product
+from util.lstm import kernel_gradient, recurrent_product, split_directions
 
 GRU_GATES = 3
 RNN_GATES = 1
@@ -91,7 +91,10 @@ def _gru_sequence(projected, kernel, recurrent_bias):
     def grad(d_hs):
         h_prev = tf.concat([tf.zeros_like(hs[:1]), hs[:-1]], axis=0)  # [T, D, B, H]
         d_x, d_hh = _gru_backward(d_hs, h_prev, acts, hns, kernel)
-        d_kernel = kernel_gradient(hs, d_hh, kernel.shape[0])
+        d_kernel = kernel_gradient(
+            split_directions(hs, kernel.shape[0]),
+            split_directions(d_hh, kernel.shape[0]),
+        )
         return d_x, d_kernel, tf.reduce_sum(d_hh, axis=[0, 2])
 
     return hs, grad
@@ -191,6 +194,9 @@ def _rnn_sequence(projected, kernel):
             lambda t, *_: t >= 0, step, (n_steps - 1, tf.zeros_like(d_hs[0]), d_pres)
         )
         d_pre = d_pres.stack()
-        return d_pre, kernel_gradient(hs, d_pre, kernel.shape[0])
+        n_dir = kernel.shape[0]
+        return d_pre, kernel_gradient(
+            split_directions(hs, n_dir), split_directions(d_pre, n_dir)
+        )
 
     return hs, grad
