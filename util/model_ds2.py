@@ -41,13 +41,18 @@ import tensorflow as tf
 from util import cudnn_rnn
 from util.config import DS2_CONV_FILTERS, DS2_CONV_LAYERS, ModelConfig, conv_output_len
 from util.lstm import N_GATES as LSTM_GATES
-from util.lstm import lstm_inference, lstm_sequence
+from util.lstm import (
+    lstm_directions,
+    lstm_inference,
+    split_directions,
+    stack_directions,
+)
 from util.model import Dense, Initializer, reverse_within_lengths
 from util.rnn import (
     GRU_GATES,
     RNN_GATES,
+    gru_directions,
     gru_inference,
-    gru_sequence,
     rnn_inference,
     rnn_sequence,
 )
@@ -352,25 +357,24 @@ class _RecurrentLayer(tf.Module):
         if cudnn:
             return self._cudnn(x, lengths, kernels, biases, training)
         inputs = [x, reverse_within_lengths(x, lengths)][: len(kernels)]
-        projected = tf.stack(
-            [
-                tf.tensordot(i, k, axes=1) + b
-                for i, k, b in zip(inputs, kernels, biases)
-            ],
-            axis=1,
-        )  # [T, D, B, G * H]
+        projected = [
+            tf.tensordot(i, k, axes=1) + b for i, k, b in zip(inputs, kernels, biases)
+        ]  # D x [T, B, G * H]
         recurrent = tf.stack(self.recurrent_kernel)  # [D, H, G * H]
+        # GRU and LSTM take the directions separately (util/lstm.py: no [T, D, B, ...]
+        # copies, no strided-slice gradients).
         if self.rnn_type == "gru":
-            hs = gru_sequence(
+            hs = gru_directions(
                 projected, recurrent, tf.stack(self.recurrent_bias), training
             )
         elif self.rnn_type == "lstm":
-            hs = lstm_sequence(projected, recurrent, training)
+            hs = lstm_directions(projected, recurrent, training)
         else:
-            hs = rnn_sequence(projected, recurrent, training)
+            hs = rnn_sequence(stack_directions(projected), recurrent, training)
+            hs = split_directions(hs, len(kernels))
         if len(kernels) == 1:
-            return hs[:, 0]
-        return tf.concat([hs[:, 0], reverse_within_lengths(hs[:, 1], lengths)], axis=-1)
+            return hs[0]
+        return tf.concat([hs[0], reverse_within_lengths(hs[1], lengths)], axis=-1)
 
     def stream(self, x: tf.Tensor, state: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
         """Inference, one direction, carried state: x float32 [t, n_in], state [S]

@@ -19,11 +19,16 @@ where ``x* = x W* + b*`` is the caller's projection and ``b*`` (``recurrent_bias
 recurrent bias. RNN: ``h' = tanh(x W + b + h U)`` (TF1's ``BasicRNNCell``).
 """
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import tensorflow as tf
 
-from util.lstm import kernel_gradient, recurrent_product, split_directions
+from util.lstm import (
+    kernel_gradient,
+    recurrent_product,
+    split_directions,
+    stack_directions,
+)
 
 GRU_GATES = 3
 RNN_GATES = 1
@@ -43,7 +48,10 @@ def gru_sequence(
     returns : float32 [T, D, B, H], zero initial state.
     """
     if training:
-        return _gru_sequence(projected, kernel, recurrent_bias)
+        n_dir = kernel.shape[0]
+        return stack_directions(
+            gru_directions(split_directions(projected, n_dir), kernel, recurrent_bias)
+        )
     return gru_inference(projected, kernel, recurrent_bias)[0]
 
 
@@ -62,16 +70,16 @@ def gru_inference(
     outputs = tf.TensorArray(projected.dtype, size=n_steps, element_shape=zeros.shape)
 
     def step(t, h, outputs):
-        h, _, _ = _gru_cell(projected[t], h, kernels, bias)
+        h, _, _ = _gru_cell(projected[t], recurrent_product(h, kernels) + bias, h)
         return t + 1, h, outputs.write(t, h)
 
     _, h, outputs = tf.while_loop(lambda t, *_: t < n_steps, step, (0, h, outputs))
     return outputs.stack(), h
 
 
-def _gru_cell(x, h, kernels, bias):
-    """One step: x [D, B, 3H] projected input -> (h', acts [z, r, n], hn)."""
-    hh = recurrent_product(h, kernels) + bias
+def _gru_cell(x, hh, h):
+    """One step from the projected input x [..., 3H], the recurrent pre-activations
+    hh = h U + b [..., 3H] and the state h [..., H] -> (h', acts [z, r, n], hn)."""
     xz_r, xn = x[..., : 2 * _width(h)], x[..., 2 * _width(h) :]
     hz_r, hn = hh[..., : 2 * _width(h)], hh[..., 2 * _width(h) :]
     zr = tf.sigmoid(xz_r + hz_r)
@@ -84,69 +92,101 @@ def _width(h: tf.Tensor) -> int:
     return h.shape[-1] if h.shape[-1] is not None else tf.shape(h)[-1]
 
 
-@tf.custom_gradient
-def _gru_sequence(projected, kernel, recurrent_bias):
-    hs, acts, hns = _gru_forward(projected, kernel, recurrent_bias)
+def gru_directions(
+    projected: List[tf.Tensor],
+    kernel: tf.Tensor,
+    recurrent_bias: tf.Tensor,
+    training: bool = True,
+) -> List[tf.Tensor]:
+    """:func:`gru_sequence` with the directions as separate tensors: D x [T, B, 3H]
+    -> D x [T, B, H] (no [T, D, B, ...] copies, as ``util.lstm.lstm_directions``)."""
+    if not training:
+        hs = gru_inference(stack_directions(projected), kernel, recurrent_bias)[0]
+        return split_directions(hs, len(projected))
+    return list(_gru_directions(kernel, recurrent_bias, *projected))
 
-    def grad(d_hs):
-        h_prev = tf.concat([tf.zeros_like(hs[:1]), hs[:-1]], axis=0)  # [T, D, B, H]
+
+@tf.custom_gradient
+def _gru_directions(kernel, recurrent_bias, *projected):
+    hs, acts, hns = _gru_forward(list(projected), kernel, recurrent_bias)
+
+    def grad(*d_hs):
+        d_hs = [tf.zeros_like(h) if d is None else d for h, d in zip(hs, d_hs)]
+        h_prev = [tf.concat([tf.zeros_like(h[:1]), h[:-1]], axis=0) for h in hs]
         d_x, d_hh = _gru_backward(d_hs, h_prev, acts, hns, kernel)
-        d_kernel = kernel_gradient(
-            split_directions(hs, kernel.shape[0]),
-            split_directions(d_hh, kernel.shape[0]),
-        )
-        return d_x, d_kernel, tf.reduce_sum(d_hh, axis=[0, 2])
+        d_bias = tf.stack([tf.reduce_sum(d, axis=[0, 1]) for d in d_hh])
+        return (kernel_gradient(hs, d_hh), d_bias, *d_x)
 
     return hs, grad
 
 
-def _gru_forward(projected, kernel, recurrent_bias):
-    """hs [T, D, B, H], acts [T, D, B, 3H] (z, r, n) and hns [T, D, B, H]."""
-    n_steps = tf.shape(projected)[0]
+def _gru_forward(inputs, kernel, recurrent_bias):
+    """inputs : per direction its projection [T, B, 3H].
+
+    returns per direction hs [T, B, H], acts [T, B, 3H] (z, r, n) and hns [T, B, H].
+    Each direction's ops are its own, as in ``util.lstm._forward`` (the directions run
+    side by side on the inter-op threads).
+    """
+    n_steps = tf.shape(inputs[0])[0]
     kernels = tf.unstack(kernel)
-    bias = recurrent_bias[:, tf.newaxis]
-    state_shape = tf.stack(
-        [tf.shape(projected)[1], tf.shape(projected)[2], tf.shape(kernel)[1]]
+    biases = tf.unstack(recurrent_bias)
+    zeros = tf.zeros(
+        tf.stack([tf.shape(inputs[0])[1], tf.shape(kernel)[1]]), inputs[0].dtype
     )
-    arrays = [tf.TensorArray(projected.dtype, size=n_steps) for _ in range(3)]
+    arrays = [
+        tuple(tf.TensorArray(zeros.dtype, size=n_steps) for _ in range(3))
+        for _ in inputs
+    ]
 
-    def step(t, h, hs, acts, hns):
-        h, a, hn = _gru_cell(projected[t], h, kernels, bias)
-        return t + 1, h, hs.write(t, h), acts.write(t, a), hns.write(t, hn)
+    def step(t, states, arrays):
+        new_states, new_arrays = [], []
+        for x, k, b, h, (hs, acts, hns) in zip(inputs, kernels, biases, states, arrays):
+            h, a, hn = _gru_cell(x[t], tf.matmul(h, k) + b, h)
+            new_states.append(h)
+            new_arrays.append((hs.write(t, h), acts.write(t, a), hns.write(t, hn)))
+        return t + 1, new_states, new_arrays
 
-    zeros = tf.zeros(state_shape, projected.dtype)
-    _, _, hs, acts, hns = tf.while_loop(
-        lambda t, *_: t < n_steps, step, (0, zeros, *arrays)
+    _, _, arrays = tf.while_loop(
+        lambda t, *_: t < n_steps, step, (0, [zeros for _ in inputs], arrays)
     )
-    return hs.stack(), acts.stack(), hns.stack()
+    hs, acts, hns = ([a.stack() for a in direction] for direction in zip(*arrays))
+    return hs, acts, hns
 
 
 def _gru_backward(d_hs, h_prev, acts, hns, kernel):
-    """Gradients w.r.t. the projected input and the recurrent pre-activations.
-
-    returns d_x, d_hh : float32 [T, D, B, 3H]; they differ only in the candidate part
-    (d_hh's is multiplied by the reset gate r).
-    """
-    n_steps = tf.shape(d_hs)[0]
+    """Per direction, the gradients w.r.t. the projected input and the recurrent
+    pre-activations, d_x and d_hh [T, B, 3H]; they differ only in the candidate part
+    (d_hh's is multiplied by the reset gate r)."""
+    n_steps = tf.shape(d_hs[0])[0]
     kernels_t = tf.unstack(tf.transpose(kernel, [0, 2, 1]))  # D x [3H, H]
-    d_xs = tf.TensorArray(d_hs.dtype, size=n_steps)
-    d_hhs = tf.TensorArray(d_hs.dtype, size=n_steps)
+    arrays = [
+        tuple(tf.TensorArray(d_hs[0].dtype, size=n_steps) for _ in range(2))
+        for _ in d_hs
+    ]
 
-    def step(t, dh_next, d_xs, d_hhs):
-        z, r, n = tf.split(acts[t], GRU_GATES, axis=-1)
-        dh = d_hs[t] + dh_next
-        dn_pre = dh * (1.0 - z) * (1.0 - n * n)
-        dz_pre = dh * (h_prev[t] - n) * z * (1.0 - z)
-        dr_pre = dn_pre * hns[t] * r * (1.0 - r)
-        d_x = tf.concat([dz_pre, dr_pre, dn_pre], axis=-1)
-        d_hh = tf.concat([dz_pre, dr_pre, dn_pre * r], axis=-1)
-        dh_prev = dh * z + recurrent_product(d_hh, kernels_t)
-        return t - 1, dh_prev, d_xs.write(t, d_x), d_hhs.write(t, d_hh)
+    def step(t, states, arrays):
+        new_states, new_arrays = [], []
+        for d_h, hp, a, hn, k, dh_next, (d_xs, d_hhs) in zip(
+            d_hs, h_prev, acts, hns, kernels_t, states, arrays
+        ):
+            z, r, n = tf.split(a[t], GRU_GATES, axis=-1)
+            dh = d_h[t] + dh_next
+            dn_pre = dh * (1.0 - z) * (1.0 - n * n)
+            dz_pre = dh * (hp[t] - n) * z * (1.0 - z)
+            dr_pre = dn_pre * hn[t] * r * (1.0 - r)
+            d_x = tf.concat([dz_pre, dr_pre, dn_pre], axis=-1)
+            d_hh = tf.concat([dz_pre, dr_pre, dn_pre * r], axis=-1)
+            new_states.append(dh * z + tf.matmul(d_hh, k))
+            new_arrays.append((d_xs.write(t, d_x), d_hhs.write(t, d_hh)))
+        return t - 1, new_states, new_arrays
 
-    _, _, d_xs, d_hhs = tf.while_loop(
-        lambda t, *_: t >= 0, step, (n_steps - 1, tf.zeros_like(d_hs[0]), d_xs, d_hhs)
+    _, _, arrays = tf.while_loop(
+        lambda t, *_: t >= 0,
+        step,
+        (n_steps - 1, [tf.zeros_like(d[0]) for d in d_hs], arrays),
     )
-    return d_xs.stack(), d_hhs.stack()
+    d_x, d_hh = ([a.stack() for a in direction] for direction in zip(*arrays))
+    return d_x, d_hh
 
 
 def rnn_sequence(
