@@ -196,6 +196,25 @@ def _gate_scale(kernel: tf.Tensor) -> tf.Tensor:
     return tf.constant(scale, kernel.dtype)
 
 
+def loop_buffers(
+    inputs: List[tf.Tensor], kernel: tf.Tensor, n_arrays: int
+) -> Tuple[tf.Tensor, tf.Tensor, List[Tuple]]:
+    """What a per-direction forward loop starts from: its number of steps, a zero state
+    [B, H] and, per direction, ``n_arrays`` TensorArrays of one entry per step.
+
+    inputs : per direction [T, B, G * H]; kernel : [D, H, G * H].
+    """
+    n_steps = tf.shape(inputs[0])[0]
+    zeros = tf.zeros(
+        tf.stack([tf.shape(inputs[0])[1], tf.shape(kernel)[1]]), inputs[0].dtype
+    )
+    arrays = [
+        tuple(tf.TensorArray(zeros.dtype, size=n_steps) for _ in range(n_arrays))
+        for _ in inputs
+    ]
+    return n_steps, zeros, arrays
+
+
 def _forward(inputs: List[tf.Tensor], kernel: tf.Tensor) -> Tuple[List, List, List]:
     """inputs : per direction its projection [T, B, 4H]; kernel : [D, H, 4H].
 
@@ -206,16 +225,9 @@ def _forward(inputs: List[tf.Tensor], kernel: tf.Tensor) -> Tuple[List, List, Li
     small enough for one thread, where a [D, B, ...] op was split over the cores and
     waited on them every step (bench/README.md).
     """
-    n_steps = tf.shape(inputs[0])[0]
+    n_steps, zeros, arrays = loop_buffers(inputs, kernel, 3)
     scale = _gate_scale(kernel)
     blocks = _kernel_blocks(kernel)
-    zeros = tf.zeros(
-        tf.stack([tf.shape(inputs[0])[1], tf.shape(kernel)[1]]), inputs[0].dtype
-    )
-    arrays = [
-        tuple(tf.TensorArray(zeros.dtype, size=n_steps) for _ in range(3))
-        for _ in inputs
-    ]
 
     def step(t, states, arrays):
         new_states, new_arrays = [], []

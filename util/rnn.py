@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from util.lstm import (
     kernel_gradient,
+    loop_buffers,
     recurrent_product,
     split_directions,
     stack_directions,
@@ -127,16 +128,9 @@ def _gru_forward(inputs, kernel, recurrent_bias):
     Each direction's ops are its own, as in ``util.lstm._forward`` (the directions run
     side by side on the inter-op threads).
     """
-    n_steps = tf.shape(inputs[0])[0]
+    n_steps, zeros, arrays = loop_buffers(inputs, kernel, 3)
     kernels = tf.unstack(kernel)
     biases = tf.unstack(recurrent_bias)
-    zeros = tf.zeros(
-        tf.stack([tf.shape(inputs[0])[1], tf.shape(kernel)[1]]), inputs[0].dtype
-    )
-    arrays = [
-        tuple(tf.TensorArray(zeros.dtype, size=n_steps) for _ in range(3))
-        for _ in inputs
-    ]
 
     def step(t, states, arrays):
         new_states, new_arrays = [], []
