@@ -134,3 +134,46 @@ def test_ablation_appends_or_removes_recipe_flags():
     assert run.ablate(recipe, ["--without", "augment", "--y", "2"]) == [
         "--n_hidden", "128", "--x", "1", "--y", "2"
     ]  # fmt: skip
+
+
+def test_manifest_names_the_voice_of_every_wav_and_its_noisy_copies(tmp_path):
+    plan, train_sentences = corpus.make_plan(seed=3, n_test=5, n_dev=4)
+    corpus.write_manifest(str(tmp_path), plan)
+    run = load("run")
+    voices = run.read_voices(str(tmp_path), seed=3)
+    sizes = {name: len(utts) for name, utts in plan.items()}
+    assert len(voices) == sum(sizes.values()) + 2 * sizes["test-clean"]
+    for i, utt in enumerate(plan["test-clean"]):
+        for copy in ("clean", "noise", "reverb"):
+            assert voices[f"test-{copy}-{i:05d}.wav"] == utt.voice.id
+    train_voices = {u.voice.id for u in plan["train"]}
+    assert not train_voices & {voices[f"dev-{i:05d}.wav"] for i in range(4)}
+    assert {v.split(":")[0] for k, v in voices.items() if k.startswith("test-")} == {
+        "espeak-ng", "flite", "festival"
+    }  # fmt: skip
+
+
+def test_clean_results_are_broken_down_by_held_out_engine(tmp_path):
+    import json
+
+    run = load("run")
+    voices = {
+        "test-clean-00000.wav": "espeak-ng:en+m6",
+        "test-clean-00001.wav": "festival:kal_diphone",
+        "test-clean-00002.wav": "festival:ked_diphone",
+        "test-noise-00000.wav": "espeak-ng:en+m6",
+    }
+    rows = [
+        {"wav_filename": "/c/wav/test-clean-00000.wav", "src": "a b c d",
+         "res": "a b c d"},
+        {"wav_filename": "/c/wav/test-clean-00001.wav", "src": "a b", "res": "a x"},
+        {"wav_filename": "/c/wav/test-clean-00002.wav", "src": "c d", "res": ""},
+        {"wav_filename": "/c/wav/test-noise-00000.wav", "src": "a b c d", "res": ""},
+    ]  # fmt: skip
+    path = tmp_path / "test.json"
+    path.write_text(json.dumps(rows))
+    by_engine = run.score_by_engine(str(path), voices)
+    assert set(by_engine) == {"espeak-ng", "festival"}  # noise rows are not clean
+    assert by_engine["espeak-ng"] == (0.0, 0.0, 1)
+    wer, cer, n = by_engine["festival"]
+    assert (wer, n) == (0.75, 2)  # 1 + 2 word errors over 4 words

@@ -259,6 +259,41 @@ def write_csv(path: str, rows: Sequence[Tuple[str, str]]) -> None:
             writer.writerow([wav, os.path.getsize(os.path.join(base, wav)), text])
 
 
+def make_plan(
+    seed: int = 1, n_test: int = 50, n_dev: int = 30, per_train_sentence: int = 2
+) -> Tuple[Dict[str, List["Utterance"]], List[str]]:
+    """{set name: utterances} and the training sentences; a pure function of its
+    arguments (seeded), so the manifest can be rewritten for an existing corpus."""
+    rng = random.Random(seed)
+    voices = voice_split(rng)
+    train_s, dev_s, test_s = split_sentences(read_sentences(), n_test, n_dev, rng)
+    plan = {
+        "train": utterances(voices["train"], train_s, per_train_sentence, rng),
+        "dev": utterances(voices["dev"], dev_s, 0, rng, every_voice=True),
+        "test-clean": utterances(voices["test"], test_s, 0, rng, every_voice=True),
+        "test-seen": utterances(voices["train"], test_s, 1, rng),
+    }
+    return plan, train_s
+
+
+def write_manifest(out_dir: str, plan: Dict[str, List["Utterance"]]) -> str:
+    """``voices.csv``: every WAV of every set (noise and reverb copies included) with
+    its voice id (``engine:voice``), for per-engine and per-voice results."""
+    path = os.path.join(out_dir, "voices.csv")
+    with open(path + ".tmp", "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["wav_filename", "voice"])
+        for name, utts in plan.items():
+            copies = [name] + (
+                ["test-noise", "test-reverb"] if name == "test-clean" else []
+            )
+            for copy in copies:
+                for i, u in enumerate(utts):
+                    writer.writerow([f"{copy}-{i:05d}.wav", u.voice.id])
+    os.replace(path + ".tmp", path)
+    return path
+
+
 def build(
     out_dir: str,
     seed: int = 1,
@@ -276,15 +311,7 @@ def build(
     """
     import soundfile
 
-    rng = random.Random(seed)
-    voices = voice_split(rng)
-    train_s, dev_s, test_s = split_sentences(read_sentences(), n_test, n_dev, rng)
-    plan = {
-        "train": utterances(voices["train"], train_s, per_train_sentence, rng),
-        "dev": utterances(voices["dev"], dev_s, 0, rng, every_voice=True),
-        "test-clean": utterances(voices["test"], test_s, 0, rng, every_voice=True),
-        "test-seen": utterances(voices["train"], test_s, 1, rng),
-    }
+    plan, train_s = make_plan(seed, n_test, n_dev, per_train_sentence)
     wav_dir = os.path.join(out_dir, "wav")
     os.makedirs(wav_dir, exist_ok=True)
     jobs = []
@@ -324,6 +351,7 @@ def build(
         write_csv(csvs[f"test-{cond}"], rows)
     with open(os.path.join(out_dir, "train.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(train_s) + "\n")
+    write_manifest(out_dir, plan)
     with open(os.path.join(out_dir, "voices.txt"), "w", encoding="utf-8") as f:
         for name, utts in plan.items():
             ids = sorted({u.voice.id for u in utts})

@@ -10,10 +10,13 @@ kenlm``). The corpus recipe is in corpus.py and doc/ACCURACY.rst. Each recipe tr
 from scratch in ``<work>/<recipe>``, keeps the checkpoint of the best dev loss (dev =
 held-out dev voices, never the test voices) and is tested on it, greedy and with a
 scorer built from the training sentences only (alpha/beta: ``--lm_alpha``/``--lm_beta``
-below). Results go to stdout as a table and to ``<work>/results.json``.
+below, or tuned on the dev set with ``--tune_lm TRIALS``, lm_optimizer.py). Results go
+to stdout as a table (and a second one of the clean test set per held-out engine) and
+to ``<work>/results.json``.
 """
 
 import argparse
+import csv
 import json
 import os
 import shlex
@@ -119,19 +122,35 @@ def build_scorer(corpus_dir: str, out_dir: str) -> str:
     return scorer
 
 
-def deepspeech(flags, log: str) -> float:
-    """Run DeepSpeech.py with ``flags`` (output to ``log``); its wall time in s."""
+def deepspeech(flags, log: str, script: str = "DeepSpeech.py") -> float:
+    """Run DeepSpeech.py (or ``script``) with ``flags`` (output to ``log``); its wall
+    time in s."""
     start = time.time()
     with open(log, "a", encoding="utf-8") as f:
-        f.write("$ DeepSpeech.py " + shlex.join(flags) + "\n")
+        f.write(f"$ {script} " + shlex.join(flags) + "\n")
         f.flush()
         proc = subprocess.run(
-            [sys.executable, "DeepSpeech.py"] + flags, cwd=ROOT, stdout=f,
+            [sys.executable, script] + flags, cwd=ROOT, stdout=f,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
     if proc.returncode:
-        raise SystemExit(f"DeepSpeech.py failed (exit {proc.returncode}); see {log}")
+        raise SystemExit(f"{script} failed (exit {proc.returncode}); see {log}")
     return time.time() - start
+
+
+def tune_lm(base, flags, csvs, scorer, run_dir, log, trials):
+    """(alpha, beta) chosen by lm_optimizer.py on the dev set, never the test voices."""
+    out = os.path.join(run_dir, f"lm_optimizer-{trials}.json")
+    if not os.path.exists(out):
+        deepspeech(
+            base + ["--test_files", csvs["dev"], "--load_evaluate", "best",
+                    "--scorer_path", scorer, "--n_trials", str(trials),
+                    "--lm_optimizer_output_file", out] + flags,
+            log, script="lm_optimizer.py",
+        )  # fmt: skip
+    with open(out, encoding="utf-8") as f:
+        best = json.load(f)
+    return best["lm_alpha"], best["lm_beta"]
 
 
 def run_recipe(name, flags, csvs, scorer, work, args):
@@ -155,18 +174,58 @@ def run_recipe(name, flags, csvs, scorer, work, args):
         with open(os.path.join(run_dir, "trained")) as f:
             train_s = float(f.read())
     results = {"recipe": name, "flags": flags, "train_wall_s": round(train_s, 1)}
+    alpha, beta = args.lm_alpha, args.lm_beta
+    if args.tune_lm:
+        alpha, beta = tune_lm(base, flags, csvs, scorer, run_dir, log, args.tune_lm)
+    results["lm_alpha"], results["lm_beta"] = alpha, beta
     tests = ",".join(csvs[t] for t in TEST_SETS)
+    voices = read_voices(os.path.dirname(csvs["train"]), args.seed)
     for decoding in ("greedy", "scorer"):
-        out = os.path.join(run_dir, f"test-{decoding}.json")
-        extra = ["--scorer_path", scorer, "--lm_alpha", str(args.lm_alpha),
-                 "--lm_beta", str(args.lm_beta), "--beam_width", str(args.beam_width)] \
+        tag = "greedy" if decoding == "greedy" else f"scorer-a{alpha:g}-b{beta:g}"
+        out = os.path.join(run_dir, f"test-{tag}.json")
+        extra = ["--scorer_path", scorer, "--lm_alpha", str(alpha),
+                 "--lm_beta", str(beta), "--beam_width", str(args.beam_width)] \
             if decoding == "scorer" else ["--scorer_path", ""]  # fmt: skip
         test = ["--test_files", tests, "--test_output_file", out, "--load_evaluate",
                 "best", "--limit_test", str(args.limit_test)]  # fmt: skip
         if not os.path.exists(out):  # a finished test is not redone
             deepspeech(base + test + flags + extra, log)
         results[decoding] = score(out, csvs)
+        results[decoding + "_by_engine"] = score_by_engine(out, voices)
     return results
+
+
+def read_voices(corpus_dir: str, seed: int):
+    """{WAV file name: voice id} from the corpus's voices.csv (written for a corpus
+    built before the manifest existed: the plan is a pure function of the seed)."""
+    path = os.path.join(corpus_dir, "voices.csv")
+    if not os.path.exists(path):
+        corpus.write_manifest(corpus_dir, corpus.make_plan(seed)[0])
+    with open(path, encoding="utf-8", newline="") as f:
+        return {row["wav_filename"]: row["voice"] for row in csv.DictReader(f)}
+
+
+def score_by_engine(path, voices):
+    """{engine: (WER, CER, n)} over the clean held-out test set (test-clean-*)."""
+    from util.evaluate_tools import char_errors, word_errors
+
+    with open(path, encoding="utf-8") as f:
+        rows = json.load(f)
+    sums = {}
+    for row in rows:
+        base = os.path.basename(row["wav_filename"])
+        if not base.startswith("test-clean-"):
+            continue
+        engine = voices[base].split(":")[0]
+        w_err, words = word_errors(row["src"], row["res"])
+        c_err, chars = char_errors(row["src"], row["res"])
+        acc = sums.setdefault(engine, [0, 0, 0, 0, 0])
+        for i, v in enumerate((w_err, words, c_err, chars, 1)):
+            acc[i] += v
+    return {
+        e: (a[0] / max(a[1], 1), a[2] / max(a[3], 1), a[4])
+        for e, a in sorted(sums.items())
+    }
 
 
 def score(path, csvs):
@@ -210,6 +269,24 @@ def format_table(all_results) -> str:
     lines.append(
         "(cells: WER % / CER %; test-seen = test sentences by training voices)"
     )
+    engines = sorted({e for r in all_results for e in r["greedy_by_engine"]})
+    lines += [
+        "",
+        "| recipe | decoding | " + " | ".join(f"clean, {e}" for e in engines) + " |",
+        "|---|---|" + "---|" * len(engines),
+    ]
+    for r in all_results:
+        for decoding in ("greedy", "scorer"):
+            by_engine = r[decoding + "_by_engine"]
+            cells = [
+                f"{100 * by_engine[e][0]:.1f} / {100 * by_engine[e][1]:.1f}"
+                if e in by_engine else "-"
+                for e in engines
+            ]  # fmt: skip
+            label = decoding if decoding == "greedy" else (
+                f"scorer (alpha {r['lm_alpha']:g}, beta {r['lm_beta']:g})"
+            )  # fmt: skip
+            lines.append(f"| {r['recipe']} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -229,6 +306,9 @@ def main() -> None:
     parser.add_argument("--lm_alpha", type=float, default=0.93)
     parser.add_argument("--lm_beta", type=float, default=1.18)
     parser.add_argument("--beam_width", type=int, default=256)
+    parser.add_argument("--tune_lm", type=int, default=0, metavar="TRIALS",
+                        help="tune alpha/beta on the dev set with lm_optimizer.py "
+                        "(TRIALS trials; 0: use --lm_alpha/--lm_beta)")  # fmt: skip
     args = parser.parse_args()
     start = time.time()
     work = os.path.abspath(args.work)
