@@ -138,13 +138,14 @@ def deepspeech(flags, log: str, script: str = "DeepSpeech.py") -> float:
     return time.time() - start
 
 
-def tune_lm(base, flags, csvs, scorer, run_dir, log, trials):
+def tune_lm(base, flags, csvs, scorer, run_dir, log, trials, beam_width):
     """(alpha, beta) chosen by lm_optimizer.py on the dev set, never the test voices."""
-    out = os.path.join(run_dir, f"lm_optimizer-{trials}.json")
+    out = os.path.join(run_dir, f"lm_optimizer-{trials}-beam{beam_width}.json")
     if not os.path.exists(out):
         deepspeech(
             base + ["--test_files", csvs["dev"], "--load_evaluate", "best",
                     "--scorer_path", scorer, "--n_trials", str(trials),
+                    "--beam_width", str(beam_width),
                     "--lm_optimizer_output_file", out] + flags,
             log, script="lm_optimizer.py",
         )  # fmt: skip
@@ -176,7 +177,9 @@ def run_recipe(name, flags, csvs, scorer, work, args):
     results = {"recipe": name, "flags": flags, "train_wall_s": round(train_s, 1)}
     alpha, beta = args.lm_alpha, args.lm_beta
     if args.tune_lm:
-        alpha, beta = tune_lm(base, flags, csvs, scorer, run_dir, log, args.tune_lm)
+        alpha, beta = tune_lm(
+            base, flags, csvs, scorer, run_dir, log, args.tune_lm, args.beam_width
+        )
     results["lm_alpha"], results["lm_beta"] = alpha, beta
     tests = ",".join(csvs[t] for t in TEST_SETS)
     voices = read_voices(os.path.dirname(csvs["train"]), args.seed)
