@@ -11,8 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RECIPE=(
-  --n_hidden 128
+  --n_hidden 512
+  --feature_normalization utterance
   --dropout_rate 0.2
+  --train_batch_size 16
   --learning_rate 0.002
   --lr_warmup_steps 200
   --lr_decay cosine
@@ -20,7 +22,9 @@ RECIPE=(
   --augment "frequency_mask[p=0.5,n=1:3,size=1:5,domain=features]"
   --augment "time_mask[p=0.5,n=2,size=30~20,domain=features]"
   --augment "add[p=0.3,stddev=0.1~0.05]"
-  --epochs 15
+  --augment "pitch[p=0.8,pitch=1~0.15]"
+  --augment "tempo[p=0.8,factor=1~0.15]"
+  --epochs 30
 )
 
 . bin/_python.sh  # sets PY: $PYTHON, else .venv/bin/python, else python3
