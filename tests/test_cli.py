@@ -299,16 +299,24 @@ def test_sigterm_saves_at_once_and_a_pipe_gets_few_progress_lines(tmp_path):
     assert re.search(r"loss \d+\.\d{3} \|", progress[0]), progress[0]
 
 
+def _default_sigint() -> None:
+    """A terminal's Ctrl-C: SIGINT not ignored, even when this test runs in the
+    background of a non-interactive shell (which starts its jobs ignoring SIGINT, a
+    disposition that survives exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_under_tee_saves_and_exits_130(tmp_path):
     """Ctrl-C reaches python and tee alike; tee dies, the run still saves."""
     tee_log = tmp_path / "tee.log"
     proc = subprocess.Popen(
         training_command(tmp_path),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, process_group=0,
+        preexec_fn=_default_sigint,
     )  # fmt: skip
     tee = subprocess.Popen(
         ["tee", str(tee_log)], stdin=proc.stdout, stdout=subprocess.DEVNULL,
-        process_group=proc.pid,
+        process_group=proc.pid, preexec_fn=_default_sigint,
     )  # fmt: skip
     proc.stdout.close()
     try:
