@@ -7,9 +7,11 @@ is precomputed for all steps by the caller as one large matmul. Autodiff through
 ``dgates_t W_h^T`` and the kernel gradient is ONE ``[H, T*B] x [T*B, 4H]`` matmul per
 direction after the loop, which runs near the machine's matmul peak (bench/README.md).
 
-Layout: time-major ``[T, D, B, ...]`` with D independent directions stepped together
-(their recurrent products are one batched matmul per step). Gate order i, j, f, o
-(input, candidate, forget, output) as TF1's LSTMBlockCell, which DeepSpeech used.
+Layout: time-major. The training loops take and return the D directions as separate
+``[T, B, ...]`` tensors and step each with its own ops (:func:`lstm_directions`); the
+inference loop, which the TFLite export converts, steps ``[T, D, B, ...]``. Gate order
+i, j, f, o (input, candidate, forget, output) as TF1's LSTMBlockCell, which DeepSpeech
+used.
 """
 
 from typing import List, Optional, Tuple
@@ -22,32 +24,18 @@ N_GATES = 4
 DIRECTION_BLOCKS = 2
 
 
-def lstm_sequence(
-    projected: tf.Tensor, recurrent_kernel: tf.Tensor, training: bool = True
-) -> tf.Tensor:
+def lstm_directions(
+    projected: List[tf.Tensor], recurrent_kernel: tf.Tensor, training: bool = True
+) -> List[tf.Tensor]:
     """Hidden states of D LSTMs over time from their precomputed input projections.
 
-    projected : float32 [T, D, B, 4H] = x_t W_x + b for every step.
+    projected : per direction float32 [T, B, 4H] = x_t W_x + b for every step.
     recurrent_kernel : float32 [D, H, 4H]
     training : keep what the hand-written gradient needs (cell states, activations);
         False runs the inference loop, which keeps only the outputs - the form the
         TFLite export converts (three TensorArrays of different widths in one loop
         failed to prepare in the TFLite interpreter).
-    returns : float32 [T, D, B, H]. Zero initial state.
-    """
-    if training:
-        n_dir = recurrent_kernel.shape[0]
-        return stack_directions(
-            lstm_directions(split_directions(projected, n_dir), recurrent_kernel)
-        )
-    return lstm_inference(projected, recurrent_kernel)[0]
-
-
-def lstm_directions(
-    projected: List[tf.Tensor], recurrent_kernel: tf.Tensor, training: bool = True
-) -> List[tf.Tensor]:
-    """:func:`lstm_sequence` with the directions as separate tensors: D x [T, B, 4H]
-    -> D x [T, B, H].
+    returns : per direction float32 [T, B, H]. Zero initial state.
 
     The training loops step each direction with its own ops (:func:`_forward`), so
     taking and returning them separately spares a [T, D, B, ...] copy each way, in the

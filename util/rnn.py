@@ -7,7 +7,9 @@ reverse loop that carries ``d_gates W_h^T`` while the recurrent-kernel gradient 
 Autodiff through a ``tf.while_loop`` would accumulate a skinny per-step kernel gradient
 instead (bench/README.md).
 
-Layout: time-major ``[T, D, B, ...]``, D independent directions stepped together.
+Layout: time-major ``[T, D, B, ...]``, D independent directions stepped together; the
+GRU's training loop takes them as separate tensors (:func:`gru_directions`), as
+``util.lstm.lstm_directions`` does.
 
 GRU: the "reset after" form of Keras' ``GRUCell`` (TF2 default), cuDNN and
 ``torch.nn.GRU``, gate order z, r, n (update, reset, candidate)::

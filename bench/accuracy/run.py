@@ -208,50 +208,40 @@ def read_voices(corpus_dir: str, seed: int):
         return {row["wav_filename"]: row["voice"] for row in csv.DictReader(f)}
 
 
-def score_by_engine(path, voices):
-    """{engine: (WER, CER, n)} over the clean held-out test set (test-clean-*)."""
+def read_rows(path):
+    """{WAV file name: result row} of a --test_output_file JSON."""
+    with open(path, encoding="utf-8") as f:
+        return {os.path.basename(r["wav_filename"]): r for r in json.load(f)}
+
+
+def error_rates(rows):
+    """(WER, CER, n) of result rows: corpus-level rates (edit distances summed over
+    the rows / reference lengths summed), with the project's own edit distances."""
     from util.evaluate_tools import char_errors, word_errors
 
-    with open(path, encoding="utf-8") as f:
-        rows = json.load(f)
-    sums = {}
-    for row in rows:
-        base = os.path.basename(row["wav_filename"])
-        if not base.startswith("test-clean-"):
-            continue
-        engine = voices[base].split(":")[0]
-        w_err, words = word_errors(row["src"], row["res"])
-        c_err, chars = char_errors(row["src"], row["res"])
-        acc = sums.setdefault(engine, [0, 0, 0, 0, 0])
-        for i, v in enumerate((w_err, words, c_err, chars, 1)):
-            acc[i] += v
-    return {
-        e: (a[0] / max(a[1], 1), a[2] / max(a[3], 1), a[4])
-        for e, a in sorted(sums.items())
-    }
+    w = [word_errors(r["src"], r["res"]) for r in rows]
+    c = [char_errors(r["src"], r["res"]) for r in rows]
+    w_err, words = sum(d for d, _ in w), sum(n for _, n in w)
+    c_err, chars = sum(d for d, _ in c), sum(n for _, n in c)
+    return w_err / max(words, 1), c_err / max(chars, 1), len(rows)
+
+
+def score_by_engine(path, voices):
+    """{engine: (WER, CER, n)} over the clean held-out test set (test-clean-*)."""
+    by_engine = {}
+    for name, row in read_rows(path).items():
+        if name.startswith("test-clean-"):
+            by_engine.setdefault(voices[name].split(":")[0], []).append(row)
+    return {e: error_rates(rows) for e, rows in sorted(by_engine.items())}
 
 
 def score(path, csvs):
-    """{test set: (WER, CER, n)} from a --test_output_file JSON: corpus-level rates
-    (edit distances summed over the set / reference lengths summed), with the
-    project's own word/char edit distances."""
-    from util.evaluate_tools import char_errors, word_errors
-
-    with open(path, encoding="utf-8") as f:
-        rows = json.load(f)
-    by_file = {}
-    for row in rows:
-        by_file[os.path.basename(row["wav_filename"])] = row
-    out = {}
-    for name in TEST_SETS:
-        prefix = name + "-"
-        sel = [r for f, r in by_file.items() if f.startswith(prefix)]
-        w = [word_errors(r["src"], r["res"]) for r in sel]
-        c = [char_errors(r["src"], r["res"]) for r in sel]
-        w_err, words = sum(d for d, _ in w), sum(n for _, n in w)
-        c_err, chars = sum(d for d, _ in c), sum(n for _, n in c)
-        out[name] = (w_err / max(words, 1), c_err / max(chars, 1), len(sel))
-    return out
+    """{test set: (WER, CER, n)} from a --test_output_file JSON."""
+    by_file = read_rows(path)
+    return {
+        name: error_rates([r for f, r in by_file.items() if f.startswith(name + "-")])
+        for name in TEST_SETS
+    }
 
 
 def format_table(all_results) -> str:
