@@ -14,6 +14,14 @@ nothing is downloaded. The recipe (see doc/ACCURACY.rst for the numbers):
   ``DEV_VARIANTS``. Test voices, never trained on nor tuned on: espeak-ng variants
   ``TEST_VARIANTS``, flite ``kal16`` and ``slt``, and the whole festival engine
   (``kal_diphone``, ``ked_diphone``, ``cmu_us_slt_arctic_hts``).
+* More engines for training (``more_engines``, on by default): mbrola's diphone voices
+  (through espeak-ng: ``MBROLA_TRAIN``; ``MBROLA_DEV`` for dev), SVOX Pico
+  (``PICO_TRAIN``) and RHVoice (``RHVOICE_TRAIN``; ``RHVOICE_DEV`` for dev), from
+  Debian's contrib and non-free sections. They come from a second seeded stream, after
+  everything above: each training sentence gets one more utterance by one of these
+  voices, each dev sentence one by each of their dev voices, and every other set is
+  the same, WAV for WAV, as without them. RHVoice's ``slt`` is left out: it is the
+  speaker of the test voices flite ``slt`` and festival ``cmu_us_slt_arctic_hts``.
 * Speed and pitch: each utterance draws a speaking rate (espeak-ng ``-s``, flite
   ``duration_stretch``, festival ``Duration_Stretch``) and, for espeak-ng, a pitch
   (``-p``); every utterance is then resampled by a factor in [0.94, 1.06] and played
@@ -50,12 +58,23 @@ TEST_VARIANTS = ("m6", "f4", "klatt2", "edward")
 FLITE_TRAIN = ("awb", "rms")
 FLITE_TEST = ("kal16", "slt")
 FESTIVAL_TEST = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+MBROLA_TRAIN = ("us1", "us2", "en1")
+MBROLA_DEV = ("us3",)
+PICO_TRAIN = ("en-US", "en-GB")
+RHVOICE_TRAIN = ("alan", "bdl", "evgeniy-eng", "lyubov")
+RHVOICE_DEV = ("clb",)
+#: The Debian packages of every engine (contrib and non-free for the last line).
+PACKAGES = (
+    "espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts "
+    "mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 libttspico-utils rhvoice "
+    "rhvoice-english"
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class Voice:
-    engine: str  # espeak-ng | flite | festival
-    name: str  # espeak-ng: accent+variant; flite/festival: voice name
+    engine: str  # espeak-ng | flite | festival | mbrola | pico | rhvoice
+    name: str  # espeak-ng: accent+variant; others: the engine's voice name
 
     @property
     def id(self) -> str:
@@ -88,6 +107,17 @@ def voice_split(rng: random.Random) -> Dict[str, List[Voice]]:
     test += [Voice("flite", v) for v in FLITE_TEST]
     test += [Voice("festival", v) for v in FESTIVAL_TEST]
     return {"train": train, "dev": dev, "test": test}
+
+
+def more_voices() -> Dict[str, List[Voice]]:
+    """The training and dev voices of the engines beyond espeak-ng/flite/festival."""
+    return {
+        "train": [Voice("mbrola", v) for v in MBROLA_TRAIN]
+        + [Voice("pico", v) for v in PICO_TRAIN]
+        + [Voice("rhvoice", v) for v in RHVOICE_TRAIN],
+        "dev": [Voice("mbrola", v) for v in MBROLA_DEV]
+        + [Voice("rhvoice", v) for v in RHVOICE_DEV],
+    }
 
 
 def read_sentences(path: str = SENTENCES) -> List[str]:
@@ -232,6 +262,22 @@ def synthesize(utt: Utterance, path: str) -> None:
             stretch = f"duration_stretch={1 / utt.rate:.3f}"
             cmd = ["flite", "-voice", utt.voice.name, "--setf", stretch,
                    "-t", utt.text, "-o", raw]  # fmt: skip
+        elif utt.voice.engine == "mbrola":
+            cmd = ["espeak-ng", "-v", f"mb-{utt.voice.name}", "-s",
+                   str(int(175 * utt.rate)), "-p", str(utt.pitch), "-w", raw,
+                   utt.text]  # fmt: skip
+        elif utt.voice.engine == "pico":
+            level = 100 + (utt.pitch - 50) * 3 // 5  # espeak-ng's 25-75: 85-115 %
+            markup = (f"<speed level='{int(100 * utt.rate)}'><pitch level='{level}'>"
+                      f"{utt.text}</pitch></speed>")  # fmt: skip
+            cmd = ["pico2wave", "-l", utt.voice.name, "-w", raw, markup]
+        elif utt.voice.engine == "rhvoice":
+            txt = os.path.join(tmp, "text.txt")
+            with open(txt, "w", encoding="utf-8") as f:
+                f.write(utt.text + "\n")
+            level = 100 + (utt.pitch - 50) * 3 // 5
+            cmd = ["RHVoice-test", "-p", utt.voice.name, "-i", txt, "-o", raw,
+                   "-r", str(int(100 * utt.rate)), "-t", str(level)]  # fmt: skip
         elif utt.voice.engine == "festival":
             txt = os.path.join(tmp, "text.txt")
             with open(txt, "w", encoding="utf-8") as f:
@@ -260,10 +306,15 @@ def write_csv(path: str, rows: Sequence[Tuple[str, str]]) -> None:
 
 
 def make_plan(
-    seed: int = 1, n_test: int = 50, n_dev: int = 30, per_train_sentence: int = 2
-) -> Tuple[Dict[str, List["Utterance"]], List[str]]:
+    seed: int = 1, n_test: int = 50, n_dev: int = 30, per_train_sentence: int = 2,
+    more_engines: bool = True,
+) -> Tuple[Dict[str, List["Utterance"]], List[str]]:  # fmt: skip
     """{set name: utterances} and the training sentences; a pure function of its
-    arguments (seeded), so the manifest can be rewritten for an existing corpus."""
+    arguments (seeded), so the manifest can be rewritten for an existing corpus.
+
+    ``more_engines`` appends the ``more_voices`` utterances to train and dev, drawn
+    from a stream of their own: the other utterances (and so their WAV names) are the
+    same with and without them."""
     rng = random.Random(seed)
     voices = voice_split(rng)
     train_s, dev_s, test_s = split_sentences(read_sentences(), n_test, n_dev, rng)
@@ -273,6 +324,11 @@ def make_plan(
         "test-clean": utterances(voices["test"], test_s, 0, rng, every_voice=True),
         "test-seen": utterances(voices["train"], test_s, 1, rng),
     }
+    if more_engines:
+        more_rng = random.Random(f"more-engines-{seed}")
+        more = more_voices()
+        plan["train"] += utterances(more["train"], train_s, 1, more_rng)
+        plan["dev"] += utterances(more["dev"], dev_s, 0, more_rng, every_voice=True)
     return plan, train_s
 
 
@@ -300,6 +356,7 @@ def build(
     n_test: int = 50,
     n_dev: int = 30,
     per_train_sentence: int = 2,
+    more_engines: bool = True,
     workers: int = 2,
     progress=None,
 ) -> Dict[str, str]:
@@ -311,7 +368,7 @@ def build(
     """
     import soundfile
 
-    plan, train_s = make_plan(seed, n_test, n_dev, per_train_sentence)
+    plan, train_s = make_plan(seed, n_test, n_dev, per_train_sentence, more_engines)
     wav_dir = os.path.join(out_dir, "wav")
     os.makedirs(wav_dir, exist_ok=True)
     jobs = []

@@ -4,8 +4,8 @@
     python bench/accuracy/run.py --recipes default,small
     python bench/accuracy/run.py --ablate "no-aug=--without augment"
 
-Needs the synthesis engines (``apt-get install espeak-ng flite festival
-festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts``) and the KenLM tools (``make
+Needs the synthesis engines (``apt-get install`` corpus.PACKAGES, the last ones from
+Debian's contrib and non-free sections; doc/ACCURACY.rst) and the KenLM tools (``make
 kenlm``). The corpus recipe is in corpus.py and doc/ACCURACY.rst. Each recipe trains
 from scratch in ``<work>/<recipe>``, keeps the checkpoint of the best dev loss (dev =
 held-out dev voices, never the test voices) and is tested on it, greedy and with a
@@ -182,7 +182,7 @@ def run_recipe(name, flags, csvs, scorer, work, args):
         )
     results["lm_alpha"], results["lm_beta"] = alpha, beta
     tests = ",".join(csvs[t] for t in TEST_SETS)
-    voices = read_voices(os.path.dirname(csvs["train"]), args.seed)
+    voices = read_voices(os.path.dirname(csvs["train"]), args.seed, args.more_engines)
     for decoding in ("greedy", "scorer"):
         tag = "greedy" if decoding == "greedy" else f"scorer-a{alpha:g}-b{beta:g}"
         out = os.path.join(run_dir, f"test-{tag}.json")
@@ -198,12 +198,13 @@ def run_recipe(name, flags, csvs, scorer, work, args):
     return results
 
 
-def read_voices(corpus_dir: str, seed: int):
+def read_voices(corpus_dir: str, seed: int, more_engines: bool = True):
     """{WAV file name: voice id} from the corpus's voices.csv (written for a corpus
     built before the manifest existed: the plan is a pure function of the seed)."""
     path = os.path.join(corpus_dir, "voices.csv")
     if not os.path.exists(path):
-        corpus.write_manifest(corpus_dir, corpus.make_plan(seed)[0])
+        plan = corpus.make_plan(seed, more_engines=more_engines)[0]
+        corpus.write_manifest(corpus_dir, plan)
     with open(path, encoding="utf-8", newline="") as f:
         return {row["wav_filename"]: row["voice"] for row in csv.DictReader(f)}
 
@@ -302,13 +303,17 @@ def main() -> None:
     parser.add_argument("--tune_lm", type=int, default=0, metavar="TRIALS",
                         help="tune alpha/beta on the dev set with lm_optimizer.py "
                         "(TRIALS trials; 0: use --lm_alpha/--lm_beta)")  # fmt: skip
+    parser.add_argument("--more_engines", action=argparse.BooleanOptionalAction,
+                        default=True, help="train and dev voices of mbrola, Pico and "
+                        "RHVoice too (--no-more_engines: espeak-ng and flite only, "
+                        "the corpus before 2026-11-30)")  # fmt: skip
     args = parser.parse_args()
     start = time.time()
     work = os.path.abspath(args.work)
     corpus_dir = os.path.join(work, "corpus")
     if not os.path.exists(os.path.join(corpus_dir, "voices.txt")):
         print(f"building the corpus in {corpus_dir} ...", file=sys.stderr, flush=True)
-        csvs = corpus.build(corpus_dir, seed=args.seed)
+        csvs = corpus.build(corpus_dir, seed=args.seed, more_engines=args.more_engines)
     else:
         csvs = {n: os.path.join(corpus_dir, f"{n}.csv")
                 for n in ("train", "dev") + TEST_SETS}  # fmt: skip
