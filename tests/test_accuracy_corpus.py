@@ -177,3 +177,31 @@ def test_clean_results_are_broken_down_by_held_out_engine(tmp_path):
     assert by_engine["espeak-ng"] == (0.0, 0.0, 1)
     wer, cer, n = by_engine["festival"]
     assert (wer, n) == (0.75, 2)  # 1 + 2 word errors over 4 words
+
+
+def test_more_engines_add_train_and_dev_voices_and_leave_every_other_wav_as_it_was():
+    plan, train_sentences = corpus.make_plan(seed=3, n_test=5, n_dev=4)
+    before, same_sentences = corpus.make_plan(
+        seed=3, n_test=5, n_dev=4, more_engines=False
+    )
+    assert train_sentences == same_sentences
+    for name, utts in before.items():  # the same WAV names keep the same utterances
+        assert plan[name][: len(utts)] == utts
+    assert plan["test-clean"] == before["test-clean"]
+    assert plan["test-seen"] == before["test-seen"]
+    added = {
+        name: {u.voice.id for u in plan[name][len(before[name]) :]}
+        for name in ("train", "dev")
+    }
+    more = corpus.more_voices()
+    assert added["dev"] == {v.id for v in more["dev"]}  # each dev voice, every sentence
+    assert len(plan["train"]) - len(before["train"]) == len(train_sentences)
+    assert added["train"] <= {v.id for v in more["train"]}
+    assert {v.split(":")[0] for v in added["train"]} == {"mbrola", "pico", "rhvoice"}
+    # no speaker in two roles: dev voices are never trained on, and RHVoice's slt
+    # (the speaker of the test voices flite slt and festival's slt) is not used
+    assert not added["dev"] & {u.voice.id for u in plan["train"]}
+    names = {v.name for group in more.values() for v in group}
+    assert "slt" not in names
+    test_names = {u.voice.name.split("+")[-1] for u in plan["test-clean"]}
+    assert not names & test_names
