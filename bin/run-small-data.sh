@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 RECIPE=(
   --n_hidden 512
-  --feature_normalization utterance
+  # no --feature_normalization: the dev set chose raw MFCCs, see doc/ACCURACY.rst
   --dropout_rate 0.2
   --train_batch_size 16
   --learning_rate 0.002
