@@ -255,40 +255,41 @@ def synthesize(utt: Utterance, path: str) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         raw = os.path.join(tmp, "raw.wav")
-        if utt.voice.engine == "espeak-ng":
-            cmd = ["espeak-ng", "-v", utt.voice.name, "-s", str(int(175 * utt.rate)),
+        txt = os.path.join(tmp, "text.txt")  # for the engines that read a file
+        with open(txt, "w", encoding="utf-8") as f:
+            f.write(utt.text + "\n")
+        level = 100 + (utt.pitch - 50) * 3 // 5  # espeak-ng's 25-75: 85-115 %
+        if utt.voice.engine in ("espeak-ng", "mbrola"):  # mbrola through espeak-ng
+            name = utt.voice.name
+            voice = name if utt.voice.engine == "espeak-ng" else f"mb-{name}"
+            cmd = ["espeak-ng", "-v", voice, "-s", str(int(175 * utt.rate)),
                    "-p", str(utt.pitch), "-w", raw, utt.text]  # fmt: skip
         elif utt.voice.engine == "flite":
             stretch = f"duration_stretch={1 / utt.rate:.3f}"
             cmd = ["flite", "-voice", utt.voice.name, "--setf", stretch,
                    "-t", utt.text, "-o", raw]  # fmt: skip
-        elif utt.voice.engine == "mbrola":
-            cmd = ["espeak-ng", "-v", f"mb-{utt.voice.name}", "-s",
-                   str(int(175 * utt.rate)), "-p", str(utt.pitch), "-w", raw,
-                   utt.text]  # fmt: skip
         elif utt.voice.engine == "pico":
-            level = 100 + (utt.pitch - 50) * 3 // 5  # espeak-ng's 25-75: 85-115 %
             markup = (f"<speed level='{int(100 * utt.rate)}'><pitch level='{level}'>"
                       f"{utt.text}</pitch></speed>")  # fmt: skip
             cmd = ["pico2wave", "-l", utt.voice.name, "-w", raw, markup]
         elif utt.voice.engine == "rhvoice":
-            txt = os.path.join(tmp, "text.txt")
-            with open(txt, "w", encoding="utf-8") as f:
-                f.write(utt.text + "\n")
-            level = 100 + (utt.pitch - 50) * 3 // 5
             cmd = ["RHVoice-test", "-p", utt.voice.name, "-i", txt, "-o", raw,
                    "-r", str(int(100 * utt.rate)), "-t", str(level)]  # fmt: skip
         elif utt.voice.engine == "festival":
-            txt = os.path.join(tmp, "text.txt")
-            with open(txt, "w", encoding="utf-8") as f:
-                f.write(utt.text + "\n")
             cmd = ["text2wave", "-F", str(SAMPLE_RATE),
                    "-eval", f"(voice_{utt.voice.name})", "-eval",
                    f"(Parameter.set 'Duration_Stretch {1 / utt.rate:.3f})",
                    txt, "-o", raw]  # fmt: skip
         else:
             raise ValueError(f"unknown engine {utt.voice.engine!r}")
-        subprocess.run(cmd, check=True, capture_output=True)
+        try:
+            subprocess.run(cmd, check=True, capture_output=True)
+        except FileNotFoundError as e:
+            raise RuntimeError(
+                f"{cmd[0]} (voice {utt.voice.id}) is not installed: apt-get install "
+                f"{PACKAGES} (the last ones need Debian's contrib and non-free "
+                "sections, see doc/ACCURACY.rst)"
+            ) from e
         samples, _ = read_audio(raw, SAMPLE_RATE)
     samples = resample(samples, utt.resample)
     peak = float(np.max(np.abs(samples))) or 1.0
